@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: build once, run every test project, and print "N passed, M failed".
+# Usage: scripts/test.sh [extra dotnet test args]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+results="$(pwd)/artifacts/test-results"
+rm -rf "$results" && mkdir -p "$results"
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+if ! dotnet build RagOrleans.sln -c Release -nologo -v quiet; then
+  echo "build failed"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+status=0
+for project in tests/*/*.csproj; do
+  name=$(basename "$project" .csproj)
+  echo "=== $name"
+  dotnet test "$project" -c Release --no-build -nologo \
+    --logger "trx;LogFileName=$name.trx" --results-directory "$results" \
+    --logger "console;verbosity=normal" "$@" || status=1
+done
+
+passed=0; failed=0
+for trx in "$results"/*.trx; do
+  [ -f "$trx" ] || continue
+  counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
+  p=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")
+  f=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+done
+# A project that crashed before writing results counts as a failure.
+expected=$(ls tests/*/*.csproj | wc -l)
+found=$(ls "$results"/*.trx 2>/dev/null | wc -l)
+if [ "$found" -lt "$expected" ]; then failed=$((failed + expected - found)); status=1; fi
+[ "$failed" -gt 0 ] && status=1
+echo "$passed passed, $failed failed"
+exit $status

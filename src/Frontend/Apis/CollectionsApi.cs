@@ -1,0 +1,60 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using RagOrleans.Abstractions;
+using RagOrleans.Frontend.Infrastructure;
+using RagOrleans.Grains;
+
+namespace RagOrleans.Frontend.Apis;
+
+/// <summary>Collections: admins create and delete, users read.</summary>
+public static class CollectionsApi
+{
+    /// <summary>The model every collection uses until a second one is offered.</summary>
+    public const string DefaultModel = "all-minilm-l6-v2";
+
+    public static IEndpointRouteBuilder MapCollectionsApi(this IEndpointRouteBuilder app)
+    {
+        var read = app.MapGroup("/v1/collections").WithTags("Collections").RequireRole(Roles.Admin, Roles.User);
+        read.MapGet("/", ListCollections).WithSummary("List collections");
+        read.MapGet("/{name}", GetCollection).WithSummary("Get a collection with document and chunk counts");
+
+        var write = app.MapGroup("/v1/collections").WithTags("Collections").RequireRole(Roles.Admin);
+        write.MapPost("/", CreateCollection).WithSummary("Create a collection");
+        write.MapDelete("/{name}", DeleteCollection).WithSummary("Delete a collection and all its documents");
+        return app;
+    }
+
+    internal static ICollectionGrain Collection(IGrainFactory grains, HttpContext http, string name)
+    {
+        var principal = AuthenticationMiddleware.Principal(http)!;
+        Ids.RequireName(name, "collection name");
+        return grains.GetGrain<ICollectionGrain>(Ids.Key(principal.Tenant, name));
+    }
+
+    private static async Task<Created<CollectionResponse>> CreateCollection(
+        CreateCollectionRequest request, HttpContext http, IGrainFactory grains, IOptions<RagOptions> options)
+    {
+        var name = Ids.RequireName(request.Name, "collection name");
+        var shards = request.Shards ?? options.Value.DefaultShardCount;
+        var settings = new CollectionSettings(DefaultModel, 384, shards, 200, 32);
+        var info = await Collection(grains, http, name).Create(settings);
+        return TypedResults.Created($"/v1/collections/{name}", CollectionResponse.From(info));
+    }
+
+    private static async Task<Ok<IReadOnlyList<CollectionResponse>>> ListCollections(HttpContext http, IGrainFactory grains)
+    {
+        var principal = AuthenticationMiddleware.Principal(http)!;
+        var names = await grains.GetGrain<ITenantGrain>(principal.Tenant).ListCollections();
+        var infos = await Task.WhenAll(names.Select(n => grains.GetGrain<ICollectionGrain>(Ids.Key(principal.Tenant, n)).Get()));
+        return TypedResults.Ok<IReadOnlyList<CollectionResponse>>(infos.Select(CollectionResponse.From).ToList());
+    }
+
+    private static async Task<Ok<CollectionResponse>> GetCollection(string name, HttpContext http, IGrainFactory grains) =>
+        TypedResults.Ok(CollectionResponse.From(await Collection(grains, http, name).Get()));
+
+    private static async Task<NoContent> DeleteCollection(string name, HttpContext http, IGrainFactory grains)
+    {
+        await Collection(grains, http, name).Delete();
+        return TypedResults.NoContent();
+    }
+}

@@ -1,0 +1,86 @@
+using System.Text.Json;
+using RagOrleans.Abstractions;
+
+namespace RagOrleans.Frontend.Apis;
+
+/// <summary>Body of POST /v1/tenants.</summary>
+public sealed record CreateTenantRequest(string? Id, string? Name);
+
+/// <summary>A tenant; <see cref="AdminKey"/> only in the creation response.</summary>
+public sealed record TenantResponse(string Id, string Name, DateTimeOffset CreatedAt, string? AdminKey = null, string? AdminKeyId = null)
+{
+    public static TenantResponse From(TenantInfo t) => new(t.Id, t.Name, t.CreatedAt);
+}
+
+/// <summary>Body of POST /v1/keys.</summary>
+public sealed record CreateKeyRequest(string? Role, string? UserId);
+
+/// <summary>A key; <see cref="Key"/> only in the creation response.</summary>
+public sealed record KeyResponse(string Id, string Role, string UserId, DateTimeOffset CreatedAt, string? Key = null)
+{
+    public static KeyResponse From(ApiKeyInfo k, string? key = null) => new(k.Id, k.Role, k.UserId, k.CreatedAt, key);
+}
+
+/// <summary>Body of POST /v1/collections.</summary>
+public sealed record CreateCollectionRequest(string? Name, int? Shards);
+
+/// <summary>A collection with its counts.</summary>
+public sealed record CollectionResponse(string Name, DateTimeOffset CreatedAt, string Model, int Dimensions, int Shards, long DocumentCount, long ChunkCount)
+{
+    public static CollectionResponse From(CollectionInfo c) =>
+        new(c.Name, c.CreatedAt, c.Settings.Model, c.Settings.Dimensions, c.Settings.ShardCount, c.DocumentCount, c.ChunkCount);
+}
+
+/// <summary>JSON body of POST /v1/collections/{name}/documents.</summary>
+public sealed record AddDocumentRequest(string? Id, string? Title, string? Text, JsonElement? Metadata, string? Format);
+
+/// <summary>A document and its ingestion state.</summary>
+public sealed record DocumentResponse(
+    string Id, string? Title, DocumentStatus Status, int ChunkCount, string? Error, string SourceType, string? FileName,
+    long SizeBytes, string ContentHash, JsonElement? Metadata, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, int Attempts)
+{
+    public static DocumentResponse From(DocumentInfo d) => new(
+        d.Id, d.Title, d.Status, d.ChunkCount, d.Error, d.SourceType, d.FileName, d.SizeBytes, d.ContentHash,
+        Json.Parse(d.MetadataJson), d.CreatedAt, d.UpdatedAt, d.Attempts);
+}
+
+/// <summary>A page of documents.</summary>
+public sealed record DocumentListResponse(IReadOnlyList<DocumentResponse> Documents, string? NextCursor);
+
+/// <summary>Body of POST /v1/collections/{name}/search.</summary>
+public sealed record SearchRequest(string? Query, int? TopK);
+
+/// <summary>One search result.</summary>
+public sealed record SearchResult(string DocumentId, string ChunkId, string Text, float Score, string? Title, string? Section, JsonElement? Metadata)
+{
+    public static SearchResult From(SearchHit h) => new(h.DocumentId, h.ChunkId, h.Text, h.Score, h.Title, h.Section, Json.Parse(h.MetadataJson));
+}
+
+/// <summary>Search results, best first.</summary>
+public sealed record SearchResponse(IReadOnlyList<SearchResult> Results);
+
+/// <summary>Body of POST /v1/collections/{name}/chat.</summary>
+public sealed record ChatRequest(string? Message, string? ConversationId, int? TopK);
+
+/// <summary>A cited passage; <see cref="Number"/> matches the [n] markers in the answer.</summary>
+public sealed record CitationResponse(int Number, string DocumentId, string ChunkId, string Text, float Score, string? Title, string? Section)
+{
+    public static CitationResponse From(Citation c) => new(c.Number, c.DocumentId, c.ChunkId, c.Text, c.Score, c.Title, c.Section);
+}
+
+/// <summary>A chat answer.</summary>
+public sealed record ChatResponse(string ConversationId, string Answer, IReadOnlyList<CitationResponse> Citations, string Query);
+
+internal static class Json
+{
+    public static JsonElement? Parse(string? json)
+    {
+        if (json is null)
+        {
+            return null;
+        }
+
+        using var doc = JsonDocument.Parse(json);
+        return doc.RootElement.Clone();
+    }
+}

@@ -1,0 +1,177 @@
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using RagOrleans.Abstractions;
+using RagOrleans.Frontend.Infrastructure;
+using RagOrleans.Grains;
+using RagOrleans.Grains.Ingestion;
+
+namespace RagOrleans.Frontend.Apis;
+
+/// <summary>Documents: admins upload and delete, users read.</summary>
+public static class DocumentsApi
+{
+    private const int MaxMetadataBytes = 16 * 1024;
+    private static readonly TimeSpan WaitSlice = TimeSpan.FromSeconds(20);
+
+    public static IEndpointRouteBuilder MapDocumentsApi(this IEndpointRouteBuilder app)
+    {
+        var read = app.MapGroup("/v1/collections/{name}/documents").WithTags("Documents").RequireRole(Roles.Admin, Roles.User);
+        read.MapGet("/", ListDocuments).WithSummary("List documents with their ingestion status");
+        read.MapGet("/{id}", GetDocument).WithSummary("Get a document's ingestion status");
+
+        var write = app.MapGroup("/v1/collections/{name}/documents").WithTags("Documents").RequireRole(Roles.Admin);
+        write.MapPost("/", AddDocument).WithSummary("Upload a document (JSON text or multipart file); ?wait=true waits until indexed or failed")
+            .Accepts<AddDocumentRequest>("application/json", "multipart/form-data")
+            .DisableAntiforgery();
+        write.MapDelete("/{id}", DeleteDocument).WithSummary("Delete a document and its chunks");
+        return app;
+    }
+
+    private static async Task<Results<Accepted<DocumentResponse>, Ok<DocumentResponse>>> AddDocument(
+        string name, HttpContext http, IGrainFactory grains, IOptions<RagOptions> options, bool? wait, int? timeoutSeconds)
+    {
+        var collection = CollectionsApi.Collection(grains, http, name);
+        var upload = http.Request.HasFormContentType
+            ? await ReadMultipartAsync(http, options.Value)
+            : await ReadJsonAsync(http, options.Value);
+        var info = await collection.AddDocument(upload);
+        if (wait == true)
+        {
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(Math.Clamp(timeoutSeconds ?? 600, 1, 3600));
+            while (info.Status is DocumentStatus.Queued or DocumentStatus.Processing && DateTime.UtcNow < deadline)
+            {
+                var slice = deadline - DateTime.UtcNow;
+                info = await collection.WaitForDocument(info.Id, slice < WaitSlice ? slice : WaitSlice);
+                http.RequestAborted.ThrowIfCancellationRequested();
+            }
+
+            if (info.Status is DocumentStatus.Indexed or DocumentStatus.Failed)
+            {
+                return TypedResults.Ok(DocumentResponse.From(info));
+            }
+        }
+
+        return TypedResults.Accepted($"/v1/collections/{name}/documents/{info.Id}", DocumentResponse.From(info));
+    }
+
+    private static async Task<Ok<DocumentListResponse>> ListDocuments(string name, HttpContext http, IGrainFactory grains, string? cursor, int? limit)
+    {
+        var page = await CollectionsApi.Collection(grains, http, name).ListDocuments(cursor, limit ?? 100);
+        return TypedResults.Ok(new DocumentListResponse(page.Documents.Select(DocumentResponse.From).ToList(), page.NextCursor));
+    }
+
+    private static async Task<Ok<DocumentResponse>> GetDocument(string name, string id, HttpContext http, IGrainFactory grains)
+    {
+        Ids.RequireName(id, "document id");
+        return TypedResults.Ok(DocumentResponse.From(await CollectionsApi.Collection(grains, http, name).GetDocument(id)));
+    }
+
+    private static async Task<NoContent> DeleteDocument(string name, string id, HttpContext http, IGrainFactory grains)
+    {
+        Ids.RequireName(id, "document id");
+        await CollectionsApi.Collection(grains, http, name).DeleteDocument(id);
+        return TypedResults.NoContent();
+    }
+
+    private static async Task<DocumentUpload> ReadJsonAsync(HttpContext http, RagOptions options)
+    {
+        if (http.Request.ContentLength > options.MaxUploadBytes * 2)
+        {
+            throw new RagException(RagErrorKind.TooLarge, $"The request body is larger than the {options.MaxUploadBytes}-byte document limit.");
+        }
+
+        if (!(http.Request.ContentType ?? "").StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new RagException(RagErrorKind.UnsupportedMediaType, "Send application/json {\"text\": ...} or multipart/form-data with a 'file' field.");
+        }
+
+        var jsonOptions = http.RequestServices.GetRequiredService<IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions;
+        var request = await JsonSerializer.DeserializeAsync<AddDocumentRequest>(http.Request.Body, jsonOptions, http.RequestAborted)
+            ?? throw RagException.Invalid("The body must be a JSON object.");
+        if (string.IsNullOrWhiteSpace(request.Text))
+        {
+            throw RagException.Invalid("'text' is required and must not be empty.");
+        }
+
+        var content = Encoding.UTF8.GetBytes(request.Text);
+        var format = request.Format?.ToLowerInvariant() ?? "text";
+        if (format is not ("text" or "markdown"))
+        {
+            throw new RagException(RagErrorKind.UnsupportedMediaType, $"Unsupported format '{request.Format}': use 'text' or 'markdown'.");
+        }
+
+        return new DocumentUpload(ValidId(request.Id), ValidTitle(request.Title), format, null, content, Metadata(request.Metadata));
+    }
+
+    private static async Task<DocumentUpload> ReadMultipartAsync(HttpContext http, RagOptions options)
+    {
+        var form = await http.Request.ReadFormAsync(http.RequestAborted);
+        var file = form.Files.GetFile("file") ?? throw RagException.Invalid("The multipart body needs a 'file' field.");
+        if (file.Length == 0)
+        {
+            throw new RagException(RagErrorKind.Unprocessable, "The uploaded file is empty.");
+        }
+
+        if (file.Length > options.MaxUploadBytes)
+        {
+            throw new RagException(RagErrorKind.TooLarge, $"The file is {file.Length} bytes; the limit is {options.MaxUploadBytes}.");
+        }
+
+        var content = new byte[file.Length];
+        await using (var stream = file.OpenReadStream())
+        {
+            await stream.ReadExactlyAsync(content, http.RequestAborted);
+        }
+
+        var type = DocumentTypeSniffer.Detect(content.AsSpan(0, Math.Min(content.Length, 8192)), file.FileName, file.ContentType);
+        if (type is not ("text" or "markdown"))
+        {
+            throw new RagException(RagErrorKind.UnsupportedMediaType,
+                $"'{file.FileName}' looks like {type}; this service accepts plain text and Markdown files.");
+        }
+
+        JsonElement? metadata = null;
+        if (form.TryGetValue("metadata", out var metadataText) && !string.IsNullOrWhiteSpace(metadataText))
+        {
+            try
+            {
+                using var doc = JsonDocument.Parse(metadataText.ToString());
+                metadata = doc.RootElement.Clone();
+            }
+            catch (JsonException ex)
+            {
+                throw RagException.Invalid("The 'metadata' field is not valid JSON: " + ex.Message);
+            }
+        }
+
+        string? id = form.TryGetValue("id", out var idValue) && !string.IsNullOrEmpty(idValue) ? idValue.ToString() : null;
+        string? title = form.TryGetValue("title", out var titleValue) && !string.IsNullOrEmpty(titleValue) ? titleValue.ToString() : null;
+        return new DocumentUpload(ValidId(id), ValidTitle(title), type, Path.GetFileName(file.FileName), content, Metadata(metadata));
+    }
+
+    private static string? ValidId(string? id) => id is null ? null : Ids.RequireName(id, "document id");
+
+    private static string? ValidTitle(string? title) => title is null
+        ? null
+        : title.Length <= 500 ? title.Trim() : throw RagException.Invalid("title must be at most 500 characters.");
+
+    private static string? Metadata(JsonElement? metadata)
+    {
+        if (metadata is null || metadata.Value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (metadata.Value.ValueKind != JsonValueKind.Object)
+        {
+            throw RagException.Invalid("metadata must be a JSON object.");
+        }
+
+        var raw = metadata.Value.GetRawText();
+        return Encoding.UTF8.GetByteCount(raw) <= MaxMetadataBytes
+            ? raw
+            : throw RagException.Invalid($"metadata must be at most {MaxMetadataBytes} bytes of JSON.");
+    }
+}

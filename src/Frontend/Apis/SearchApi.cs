@@ -1,0 +1,69 @@
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Http.HttpResults;
+using RagOrleans.Abstractions;
+using RagOrleans.Frontend.Infrastructure;
+
+namespace RagOrleans.Frontend.Apis;
+
+/// <summary>Search and chat over a collection (users and admins).</summary>
+public static class SearchApi
+{
+    private const int MaxQueryChars = 4000;
+
+    public static IEndpointRouteBuilder MapSearchApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1").WithTags("Search and chat").RequireRole(Roles.Admin, Roles.User);
+        group.MapPost("/collections/{name}/search", Search).WithSummary("Top-k passages for a query, best first");
+        group.MapPost("/collections/{name}/chat", Chat).WithSummary("Answer a message from the collection, with citations");
+        group.MapGet("/conversations/{id}", GetConversation).WithSummary("A conversation's turns (only the caller's own)");
+        return app;
+    }
+
+    private static async Task<Ok<SearchResponse>> Search(string name, SearchRequest request, HttpContext http, IGrainFactory grains)
+    {
+        var query = RequireText(request.Query, "query");
+        var hits = await CollectionsApi.Collection(grains, http, name).Search(new SearchQuery(query, request.TopK ?? 10));
+        return TypedResults.Ok(new SearchResponse(hits.Select(SearchResult.From).ToList()));
+    }
+
+    private static async Task<Ok<ChatResponse>> Chat(string name, ChatRequest request, HttpContext http, IGrainFactory grains)
+    {
+        var principal = AuthenticationMiddleware.Principal(http)!;
+        var message = RequireText(request.Message, "message");
+        Ids.RequireName(name, "collection name");
+        var conversationId = request.ConversationId is null
+            ? "c-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))
+            : Ids.RequireName(request.ConversationId, "conversationId");
+        var topK = request.TopK ?? 5;
+        if (topK is < 1 or > 20)
+        {
+            throw RagException.Invalid("topK must be between 1 and 20 for chat.");
+        }
+
+        var answer = await grains.GetGrain<IConversationGrain>(Ids.Key(principal.Tenant, principal.User, conversationId)).Ask(name, message, topK);
+        return TypedResults.Ok(new ChatResponse(answer.ConversationId, answer.Answer, answer.Citations.Select(CitationResponse.From).ToList(), answer.Query));
+    }
+
+    private static async Task<Results<Ok<IReadOnlyList<ChatTurn>>, NotFound<Microsoft.AspNetCore.Mvc.ProblemDetails>>> GetConversation(string id, HttpContext http, IGrainFactory grains)
+    {
+        var principal = AuthenticationMiddleware.Principal(http)!;
+        Ids.RequireName(id, "conversation id");
+        var turns = await grains.GetGrain<IConversationGrain>(Ids.Key(principal.Tenant, principal.User, id)).GetHistory();
+        if (turns.Count == 0)
+        {
+            throw RagException.NotFound($"Conversation '{id}' not found.");
+        }
+
+        return TypedResults.Ok(turns);
+    }
+
+    private static string RequireText(string? text, string field)
+    {
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            throw RagException.Invalid($"'{field}' is required and must not be empty.");
+        }
+
+        return text.Length <= MaxQueryChars ? text : throw RagException.Invalid($"'{field}' must be at most {MaxQueryChars} characters.");
+    }
+}

@@ -1,0 +1,127 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Options;
+using RagOrleans.Abstractions;
+
+namespace RagOrleans.Frontend.Infrastructure;
+
+/// <summary>Who is calling: the operator, or a tenant key's owner.</summary>
+public sealed record RagPrincipal(string Role, string? TenantId, string? UserId, string? KeyId)
+{
+    /// <summary>The tenant, for tenant-scoped routes (guarded by the role filter).</summary>
+    public string Tenant => TenantId ?? throw new InvalidOperationException("Not a tenant principal.");
+
+    /// <summary>The user id conversations belong to.</summary>
+    public string User => UserId ?? throw new InvalidOperationException("Not a tenant principal.");
+}
+
+/// <summary>Holds the operator key, from configuration or generated once into the data folder.</summary>
+public sealed class OperatorKey
+{
+    private readonly byte[] _hash;
+
+    public OperatorKey(IOptions<RagOrleans.Grains.RagOptions> options, ILogger<OperatorKey> logger)
+    {
+        var configured = options.Value.OperatorKey;
+        if (string.IsNullOrWhiteSpace(configured))
+        {
+            var path = Path.Combine(Path.GetFullPath(options.Value.DataDir), "operator.key");
+            KeyFile = path;
+            if (File.Exists(path))
+            {
+                configured = File.ReadAllText(path).Trim();
+                logger.LogInformation("Operator key read from {KeyFile}", path);
+            }
+            else
+            {
+                configured = "op." + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                File.WriteAllText(path, configured + "\n");
+                if (!OperatingSystem.IsWindows())
+                {
+                    File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                }
+
+                logger.LogWarning("Generated an operator key; it is stored in {KeyFile} (set Rag:OperatorKey to choose your own)", path);
+            }
+        }
+
+        _hash = SHA256.HashData(Encoding.UTF8.GetBytes(configured));
+    }
+
+    /// <summary>The file holding a generated key, when the key was not configured.</summary>
+    public string? KeyFile { get; }
+
+    /// <summary>Constant-time comparison (of hashes, so the length does not leak either).</summary>
+    public bool Matches(string presented) =>
+        CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(presented)), _hash);
+}
+
+/// <summary>Resolves the bearer key of every request into a <see cref="RagPrincipal"/>.</summary>
+public sealed class AuthenticationMiddleware(RequestDelegate next)
+{
+    private const string ItemKey = "rag.principal";
+
+    public static RagPrincipal? Principal(HttpContext context) => context.Items.TryGetValue(ItemKey, out var p) ? p as RagPrincipal : null;
+
+    public async Task InvokeAsync(HttpContext context, OperatorKey operatorKey, IGrainFactory grains)
+    {
+        var header = context.Request.Headers.Authorization.ToString();
+        if (header.Length > 0)
+        {
+            if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+            {
+                await Problems.Write(context, StatusCodes.Status401Unauthorized, "Unauthorized", "Use 'Authorization: Bearer <api key>'.");
+                return;
+            }
+
+            var key = header["Bearer ".Length..].Trim();
+            RagPrincipal? principal = null;
+            if (operatorKey.Matches(key))
+            {
+                principal = new RagPrincipal(Roles.Operator, null, null, null);
+            }
+            else if (ApiKeyFormat.TryParse(key, out var tenantId, out var keyId, out var secret))
+            {
+                var found = await grains.GetGrain<ITenantGrain>(tenantId).Authenticate(keyId, secret);
+                if (found is not null)
+                {
+                    principal = new RagPrincipal(found.Role, found.TenantId, found.UserId, found.KeyId);
+                }
+            }
+
+            if (principal is null)
+            {
+                await Problems.Write(context, StatusCodes.Status401Unauthorized, "Unauthorized", "The API key is invalid or has been revoked.");
+                return;
+            }
+
+            context.Items[ItemKey] = principal;
+        }
+
+        await next(context);
+    }
+}
+
+/// <summary>Role checks for route groups.</summary>
+public static class Authorization
+{
+    /// <summary>Requires one of <paramref name="roles"/>; 401 without a key, 403 with the wrong one.</summary>
+    public static TBuilder RequireRole<TBuilder>(this TBuilder builder, params string[] roles) where TBuilder : IEndpointConventionBuilder =>
+        builder.AddEndpointFilter(async (context, next) =>
+        {
+            var principal = AuthenticationMiddleware.Principal(context.HttpContext);
+            if (principal is null)
+            {
+                context.HttpContext.Response.Headers.WWWAuthenticate = "Bearer";
+                return Problems.Result(StatusCodes.Status401Unauthorized, "Unauthorized", "This endpoint needs 'Authorization: Bearer <api key>'.");
+            }
+
+            if (Array.IndexOf(roles, principal.Role) < 0)
+            {
+                return Problems.Result(StatusCodes.Status403Forbidden, "Forbidden", $"This endpoint needs the {string.Join(" or ", roles)} role; the key has '{principal.Role}'.");
+            }
+
+            return await next(context);
+        });
+}

@@ -1,0 +1,127 @@
+using Orleans.Concurrency;
+
+namespace RagOrleans.Abstractions;
+
+/// <summary>Settings fixed when a collection is created.</summary>
+[GenerateSerializer, Immutable, Alias("rag.CollectionSettings")]
+public sealed record CollectionSettings(
+    [property: Id(0)] string Model,
+    [property: Id(1)] int Dimensions,
+    [property: Id(2)] int ShardCount,
+    [property: Id(3)] int ChunkTargetTokens,
+    [property: Id(4)] int ChunkOverlapTokens);
+
+/// <summary>A collection as reported to API callers.</summary>
+[GenerateSerializer, Immutable, Alias("rag.CollectionInfo")]
+public sealed record CollectionInfo(
+    [property: Id(0)] string Name,
+    [property: Id(1)] DateTimeOffset CreatedAt,
+    [property: Id(2)] CollectionSettings Settings,
+    [property: Id(3)] long DocumentCount,
+    [property: Id(4)] long ChunkCount);
+
+/// <summary>Ingestion states of a document.</summary>
+public enum DocumentStatus
+{
+    /// <summary>Accepted and stored durably; waiting for the pipeline.</summary>
+    Queued = 0,
+    /// <summary>Being parsed, chunked, embedded or indexed.</summary>
+    Processing = 1,
+    /// <summary>All chunks are durable in the chunk log and searchable.</summary>
+    Indexed = 2,
+    /// <summary>Gave up; <see cref="DocumentInfo.Error"/> says why.</summary>
+    Failed = 3,
+}
+
+/// <summary>A document upload as it reaches the silo; the content has been read at the edge.</summary>
+[GenerateSerializer, Immutable, Alias("rag.DocumentUpload")]
+public sealed record DocumentUpload(
+    [property: Id(0)] string? Id,
+    [property: Id(1)] string? Title,
+    [property: Id(2)] string SourceType,
+    [property: Id(3)] string? FileName,
+    [property: Id(4)] byte[] Content,
+    [property: Id(5)] string? MetadataJson);
+
+/// <summary>A document's record and ingestion state.</summary>
+[GenerateSerializer, Immutable, Alias("rag.DocumentInfo")]
+public sealed record DocumentInfo(
+    [property: Id(0)] string Id,
+    [property: Id(1)] string? Title,
+    [property: Id(2)] DocumentStatus Status,
+    [property: Id(3)] int ChunkCount,
+    [property: Id(4)] string? Error,
+    [property: Id(5)] string SourceType,
+    [property: Id(6)] string? FileName,
+    [property: Id(7)] long SizeBytes,
+    [property: Id(8)] string ContentHash,
+    [property: Id(9)] string? MetadataJson,
+    [property: Id(10)] DateTimeOffset CreatedAt,
+    [property: Id(11)] DateTimeOffset UpdatedAt,
+    [property: Id(12)] int Attempts);
+
+/// <summary>One page of a document listing.</summary>
+[GenerateSerializer, Immutable, Alias("rag.DocumentPage")]
+public sealed record DocumentPage(
+    [property: Id(0)] IReadOnlyList<DocumentInfo> Documents,
+    [property: Id(1)] string? NextCursor);
+
+/// <summary>A search request against one collection.</summary>
+[GenerateSerializer, Immutable, Alias("rag.SearchQuery")]
+public sealed record SearchQuery(
+    [property: Id(0)] string Query,
+    [property: Id(1)] int TopK);
+
+/// <summary>One ranked passage.</summary>
+[GenerateSerializer, Immutable, Alias("rag.SearchHit")]
+public sealed record SearchHit(
+    [property: Id(0)] string DocumentId,
+    [property: Id(1)] string ChunkId,
+    [property: Id(2)] string Text,
+    [property: Id(3)] float Score,
+    [property: Id(4)] string? Title,
+    [property: Id(5)] string? Section,
+    [property: Id(6)] string? MetadataJson,
+    [property: Id(7)] int Start,
+    [property: Id(8)] int End);
+
+/// <summary>A collection: settings, document registry, write routing to shards, search fan-out and merge.</summary>
+[Alias("rag.ICollectionGrain")]
+public interface ICollectionGrain : IGrainWithStringKey
+{
+    /// <summary>Creates the collection; Conflict if it exists.</summary>
+    [Alias("Create")] Task<CollectionInfo> Create(CollectionSettings settings);
+
+    /// <summary>The collection with its counts, or NotFound.</summary>
+    [AlwaysInterleave]
+    [Alias("Get")] Task<CollectionInfo> Get();
+
+    /// <summary>The settings, or NotFound.</summary>
+    [AlwaysInterleave]
+    [Alias("GetSettings")] Task<CollectionSettings> GetSettings();
+
+    /// <summary>Deletes the collection with all documents, chunks, snapshots and blobs.</summary>
+    [Alias("Delete")] Task Delete();
+
+    /// <summary>Stores the upload durably and queues it for ingestion; idempotent by id and content hash.</summary>
+    [Alias("AddDocument")] Task<DocumentInfo> AddDocument(DocumentUpload upload);
+
+    /// <summary>Lists documents in id order, after <paramref name="cursor"/>.</summary>
+    [AlwaysInterleave]
+    [Alias("ListDocuments")] Task<DocumentPage> ListDocuments(string? cursor, int limit);
+
+    /// <summary>One document, or NotFound.</summary>
+    [AlwaysInterleave]
+    [Alias("GetDocument")] Task<DocumentInfo> GetDocument(string documentId);
+
+    /// <summary>Waits until the document is indexed or failed, or the timeout passes; returns its state.</summary>
+    [AlwaysInterleave]
+    [Alias("WaitForDocument")] Task<DocumentInfo> WaitForDocument(string documentId, TimeSpan timeout);
+
+    /// <summary>Deletes a document and its chunks; NotFound if unknown.</summary>
+    [Alias("DeleteDocument")] Task DeleteDocument(string documentId);
+
+    /// <summary>Global top-k over all shards, best first.</summary>
+    [AlwaysInterleave]
+    [Alias("Search")] Task<IReadOnlyList<SearchHit>> Search(SearchQuery query);
+}

@@ -1,0 +1,94 @@
+using Orleans.Concurrency;
+
+namespace RagOrleans.Abstractions;
+
+/// <summary>A chunk ready for the index: text, provenance and its embedding.</summary>
+[GenerateSerializer, Immutable, Alias("rag.ChunkInput")]
+public sealed record ChunkInput(
+    [property: Id(0)] int Ordinal,
+    [property: Id(1)] string Text,
+    [property: Id(2)] int Start,
+    [property: Id(3)] int End,
+    [property: Id(4)] string? Section,
+    [property: Id(5)] int? Page,
+    [property: Id(6)] float[] Vector);
+
+/// <summary>Document-level fields every chunk of a document shares.</summary>
+[GenerateSerializer, Immutable, Alias("rag.ChunkDocument")]
+public sealed record ChunkDocument(
+    [property: Id(0)] string DocumentId,
+    [property: Id(1)] string? Title,
+    [property: Id(2)] string? MetadataJson);
+
+/// <summary>Counters of one shard.</summary>
+[GenerateSerializer, Immutable, Alias("rag.ShardStats")]
+public sealed record ShardStats(
+    [property: Id(0)] int Chunks,
+    [property: Id(1)] int Documents,
+    [property: Id(2)] long Watermark,
+    [property: Id(3)] long SnapshotWatermark,
+    [property: Id(4)] long IndexBytes,
+    [property: Id(5)] string Silo);
+
+/// <summary>
+/// One index shard of a collection: in-memory HNSW over the shard's chunks. Writes are appended to the
+/// durable chunk log before they touch memory; activation loads the newest snapshot and replays the log.
+/// </summary>
+[Alias("rag.IIndexShardGrain")]
+public interface IIndexShardGrain : IGrainWithStringKey
+{
+    /// <summary>Replaces all chunks of a document (durably, then in memory).</summary>
+    [Alias("UpsertDocument")] Task UpsertDocument(ChunkDocument document, IReadOnlyList<ChunkInput> chunks);
+
+    /// <summary>Removes all chunks of a document; true if it had any.</summary>
+    [Alias("DeleteDocument")] Task<bool> DeleteDocument(string documentId);
+
+    /// <summary>Nearest chunks to a unit query vector, best first.</summary>
+    [ReadOnly]
+    [Alias("Search")] Task<IReadOnlyList<SearchHit>> Search(float[] queryVector, int topK);
+
+    /// <summary>Counters.</summary>
+    [ReadOnly]
+    [Alias("GetStats")] Task<ShardStats> GetStats();
+
+    /// <summary>Writes a snapshot now if anything changed since the last one.</summary>
+    [Alias("Snapshot")] Task<bool> Snapshot();
+
+    /// <summary>Removes the shard's chunk log, snapshots and memory, and deactivates.</summary>
+    [Alias("Drop")] Task Drop();
+}
+
+/// <summary>One document's ingestion state machine: parse, chunk, embed, index, with retries.</summary>
+[Alias("rag.IDocumentGrain")]
+public interface IDocumentGrain : IGrainWithStringKey
+{
+    /// <summary>Starts (or restarts) processing of the stored upload; returns at once.</summary>
+    [Alias("Start")] Task Start();
+
+    /// <summary>Completes when the document reaches Indexed or Failed, or the timeout passes.</summary>
+    [AlwaysInterleave]
+    [Alias("WaitForCompletion")] Task WaitForCompletion(TimeSpan timeout);
+
+    /// <summary>Stops processing and removes the document's chunks and stored content.</summary>
+    [Alias("Delete")] Task Delete();
+}
+
+/// <summary>What an embedding is for: some models prefix queries.</summary>
+public enum EmbeddingKind
+{
+    /// <summary>A passage to be indexed.</summary>
+    Document = 0,
+    /// <summary>A search query.</summary>
+    Query = 1,
+}
+
+/// <summary>The local embedding model (stateless worker; micro-batches concurrent callers).</summary>
+[Alias("rag.IEmbedderGrain")]
+public interface IEmbedderGrain : IGrainWithIntegerKey
+{
+    /// <summary>True once the model is loaded on this silo.</summary>
+    [Alias("IsReady")] Task<bool> IsReady();
+
+    /// <summary>Unit-length embeddings of <paramref name="texts"/>, in order.</summary>
+    [Alias("Embed")] Task<float[][]> Embed(string model, IReadOnlyList<string> texts, EmbeddingKind kind);
+}

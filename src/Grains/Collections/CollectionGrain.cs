@@ -1,0 +1,226 @@
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using RagOrleans.Abstractions;
+using RagOrleans.Grains.Storage;
+
+namespace RagOrleans.Grains.Collections;
+
+[GenerateSerializer, Alias("rag.CollectionState")]
+public sealed class CollectionState
+{
+    [Id(0)] public bool Exists { get; set; }
+    [Id(1)] public DateTimeOffset CreatedAt { get; set; }
+    [Id(2)] public CollectionSettings? Settings { get; set; }
+}
+
+[GrainType("collection")]
+public sealed class CollectionGrain(
+    [PersistentState("collection", RagStorage.GrainStateProvider)] IPersistentState<CollectionState> state,
+    IDocumentStore documents,
+    IBlobStore blobs,
+    IOptions<RagOptions> options,
+    TimeProvider clock,
+    ILogger<CollectionGrain> logger) : Grain, ICollectionGrain
+{
+    private const int MaxTopK = 100;
+    private string _tenantId = "";
+    private string _name = "";
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        var parts = Ids.Split(this.GetPrimaryKeyString(), 2);
+        (_tenantId, _name) = (parts[0], parts[1]);
+        return Task.CompletedTask;
+    }
+
+    public async Task<CollectionInfo> Create(CollectionSettings settings)
+    {
+        if (state.State.Exists)
+        {
+            throw RagException.Conflict($"Collection '{_name}' already exists.");
+        }
+
+        if (settings.ShardCount is < 1 or > 64)
+        {
+            throw RagException.Invalid("shardCount must be between 1 and 64.");
+        }
+
+        await Tenant.AddCollection(_name);
+        state.State = new CollectionState { Exists = true, CreatedAt = clock.GetUtcNow(), Settings = settings };
+        await state.WriteStateAsync();
+        logger.LogInformation("Collection {Collection} of tenant {TenantId} created", _name, _tenantId);
+        return new CollectionInfo(_name, state.State.CreatedAt, settings, 0, 0);
+    }
+
+    public async Task<CollectionInfo> Get()
+    {
+        var settings = RequireSettings();
+        var (docs, chunks) = await documents.CountAsync(_tenantId, _name);
+        return new CollectionInfo(_name, state.State.CreatedAt, settings, docs, chunks);
+    }
+
+    public Task<CollectionSettings> GetSettings() => Task.FromResult(RequireSettings());
+
+    public async Task Delete()
+    {
+        var settings = RequireSettings();
+
+        // Mark gone first so no new writes are accepted while the data is removed.
+        state.State.Exists = false;
+        await state.WriteStateAsync();
+        for (var shard = 0; shard < settings.ShardCount; shard++)
+        {
+            await Shard(shard).Drop();
+        }
+
+        await documents.DeleteCollectionAsync(_tenantId, _name);
+        await blobs.DeletePrefixAsync(RagStorage.CollectionBlobPrefix(_tenantId, _name));
+        await Tenant.RemoveCollection(_name);
+        await state.ClearStateAsync();
+        state.State = new CollectionState();
+        logger.LogInformation("Collection {Collection} of tenant {TenantId} deleted", _name, _tenantId);
+        DeactivateOnIdle();
+    }
+
+    public async Task<DocumentInfo> AddDocument(DocumentUpload upload)
+    {
+        RequireSettings();
+        var id = upload.Id ?? NewDocumentId();
+        Ids.RequireName(id, "document id");
+        if (upload.Content.Length == 0)
+        {
+            throw new RagException(RagErrorKind.Unprocessable, "The document is empty.");
+        }
+
+        if (upload.Content.Length > options.Value.MaxUploadBytes)
+        {
+            throw new RagException(RagErrorKind.TooLarge, $"The document is {upload.Content.Length} bytes; the limit is {options.Value.MaxUploadBytes}.");
+        }
+
+        var hash = Convert.ToHexStringLower(SHA256.HashData(upload.Content));
+        var existing = await documents.GetAsync(_tenantId, _name, id);
+        if (existing is not null && existing.ContentHash == hash && existing.Title == upload.Title
+            && existing.MetadataJson == upload.MetadataJson && existing.SourceType == upload.SourceType
+            && existing.Status != DocumentStatus.Failed)
+        {
+            // Same content re-sent (a client retry): nothing to do, and nothing is indexed twice.
+            return existing;
+        }
+
+        await blobs.PutAsync(RagStorage.DocumentBlobKey(_tenantId, _name, id), upload.Content);
+        var now = clock.GetUtcNow();
+        var record = new DocumentInfo(
+            id, upload.Title, DocumentStatus.Queued, 0, null, upload.SourceType, upload.FileName,
+            upload.Content.LongLength, hash, upload.MetadataJson, existing?.CreatedAt ?? now, now, 0);
+        await documents.UpsertAsync(_tenantId, _name, record);
+        await Document(id).Start();
+        return record;
+    }
+
+    public async Task<DocumentPage> ListDocuments(string? cursor, int limit)
+    {
+        RequireSettings();
+        limit = Math.Clamp(limit, 1, 1000);
+        var page = await documents.ListAsync(_tenantId, _name, cursor, limit + 1);
+        return page.Count > limit
+            ? new DocumentPage(page.Take(limit).ToList(), page[limit - 1].Id)
+            : new DocumentPage(page, null);
+    }
+
+    public async Task<DocumentInfo> GetDocument(string documentId)
+    {
+        RequireSettings();
+        return await documents.GetAsync(_tenantId, _name, documentId)
+            ?? throw RagException.NotFound($"Document '{documentId}' not found in collection '{_name}'.");
+    }
+
+    public async Task<DocumentInfo> WaitForDocument(string documentId, TimeSpan timeout)
+    {
+        await GetDocument(documentId);
+        await Document(documentId).WaitForCompletion(timeout);
+        return await GetDocument(documentId);
+    }
+
+    public async Task DeleteDocument(string documentId)
+    {
+        await GetDocument(documentId);
+        await Document(documentId).Delete();
+    }
+
+    public async Task<IReadOnlyList<SearchHit>> Search(SearchQuery query)
+    {
+        var settings = RequireSettings();
+        if (string.IsNullOrWhiteSpace(query.Query))
+        {
+            throw RagException.Invalid("The query is empty.");
+        }
+
+        var topK = query.TopK;
+        if (topK is < 1 or > MaxTopK)
+        {
+            throw RagException.Invalid($"topK must be between 1 and {MaxTopK}.");
+        }
+
+        var vectors = await GrainFactory.GetGrain<IEmbedderGrain>(0).Embed(settings.Model, [query.Query], EmbeddingKind.Query);
+        var vector = vectors[0];
+        if (settings.ShardCount == 1)
+        {
+            return await Shard(0).Search(vector, topK);
+        }
+
+        var tasks = new Task<IReadOnlyList<SearchHit>>[settings.ShardCount];
+        for (var i = 0; i < tasks.Length; i++)
+        {
+            tasks[i] = Shard(i).Search(vector, topK);
+        }
+
+        var all = await Task.WhenAll(tasks);
+        return MergeTopK(all, topK);
+    }
+
+    /// <summary>Global top-k of per-shard top-k lists: each shard's best k contain every global winner it holds.</summary>
+    internal static IReadOnlyList<SearchHit> MergeTopK(IReadOnlyList<IReadOnlyList<SearchHit>> perShard, int topK)
+    {
+        var merged = new List<SearchHit>();
+        foreach (var hits in perShard)
+        {
+            merged.AddRange(hits);
+        }
+
+        merged.Sort(static (a, b) => b.Score != a.Score ? b.Score.CompareTo(a.Score) : string.CompareOrdinal(a.ChunkId, b.ChunkId));
+        if (merged.Count > topK)
+        {
+            merged.RemoveRange(topK, merged.Count - topK);
+        }
+
+        return merged;
+    }
+
+    /// <summary>Stable shard of a document: every chunk of one document lives in one shard.</summary>
+    public static int ShardOf(string documentId, int shardCount)
+    {
+        // FNV-1a: string.GetHashCode is randomised per process and would move documents between restarts.
+        var hash = 2166136261u;
+        foreach (var c in documentId)
+        {
+            hash = (hash ^ c) * 16777619u;
+        }
+
+        return (int)(hash % (uint)shardCount);
+    }
+
+    private static string NewDocumentId() => "doc-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+
+    private ITenantGrain Tenant => GrainFactory.GetGrain<ITenantGrain>(_tenantId);
+
+    private IIndexShardGrain Shard(int shard) =>
+        GrainFactory.GetGrain<IIndexShardGrain>(Ids.Key(_tenantId, _name, shard.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+
+    private IDocumentGrain Document(string id) => GrainFactory.GetGrain<IDocumentGrain>(Ids.Key(_tenantId, _name, id));
+
+    private CollectionSettings RequireSettings() =>
+        state.State is { Exists: true, Settings: { } settings }
+            ? settings
+            : throw RagException.NotFound($"Collection '{_name}' not found.");
+}

@@ -1,0 +1,46 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Orleans.Runtime.Hosting;
+using Orleans.Storage;
+using RagOrleans.Grains.Chat;
+using RagOrleans.Grains.Embeddings;
+using RagOrleans.Grains.Ingestion;
+using RagOrleans.Grains.Storage;
+
+namespace RagOrleans.Grains.Hosting;
+
+/// <summary>Registers everything a RagOrleans silo hosts: storage, the embedding model, pipeline services.</summary>
+public static class RagSiloBuilderExtensions
+{
+    /// <summary>
+    /// Adds the grains' services to a silo. Embedded mode keeps all state under <see cref="RagOptions.DataDir"/>:
+    /// one SQLite file for grain state, documents, the chunk log and conversations, plus files for snapshots and blobs.
+    /// </summary>
+    public static ISiloBuilder AddRag(this ISiloBuilder silo)
+    {
+        var services = silo.Services;
+        services.AddOptions<RagOptions>().BindConfiguration(RagOptions.Section);
+        services.TryAddSingleton(TimeProvider.System);
+
+        // Binary grain-state serializer from day one: switching later would orphan every stored row.
+        services.AddSingleton<IGrainStorageSerializer, OrleansGrainStorageSerializer>();
+
+        services.AddSingleton(sp => new SqliteDatabase(Path.Combine(sp.GetRequiredService<IOptions<RagOptions>>().Value.ResolvedDataDir, "rag.db")));
+        services.AddSingleton<IDocumentStore, SqliteDocumentStore>();
+        services.AddSingleton<IChunkLog, SqliteChunkLog>();
+        services.AddSingleton<IConversationStore, SqliteConversationStore>();
+        services.AddSingleton<ISnapshotStore>(sp => new FileSnapshotStore(Path.Combine(sp.GetRequiredService<IOptions<RagOptions>>().Value.ResolvedDataDir, "snapshots")));
+        services.AddSingleton<IBlobStore>(sp => new FileBlobStore(Path.Combine(sp.GetRequiredService<IOptions<RagOptions>>().Value.ResolvedDataDir, "blobs")));
+        services.AddGrainStorage(RagStorage.GrainStateProvider, static (sp, name) =>
+            new SqliteGrainStorage(name, sp.GetRequiredService<SqliteDatabase>(), sp.GetRequiredService<IGrainStorageSerializer>()));
+
+        services.AddSingleton<OnnxEmbeddingService>();
+        services.AddSingleton<IEmbeddingService>(sp => sp.GetRequiredService<OnnxEmbeddingService>());
+        services.AddHostedService(sp => sp.GetRequiredService<OnnxEmbeddingService>());
+        services.AddSingleton<DocumentProcessor>();
+        services.AddSingleton(new ExtractiveAnswerer(new ExtractiveAnswerOptions()));
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, IngestionRecovery>();
+        return silo;
+    }
+}

@@ -1,0 +1,315 @@
+using System.Buffers.Binary;
+using System.Numerics;
+using System.Runtime.InteropServices;
+
+namespace RagOrleans.Grains.Indexing;
+
+public sealed partial class HnswIndex
+{
+    // Layout (little-endian):
+    //   magic "RGHNSW\r\n" | int32 version | header fields | uint32 CRC-32C of everything so far
+    //   vectors float[count*dims] | levels byte[count] | deleted byte[count] | links0 int[count*(1+2M)]
+    //   | upper links int[upperUsed] | uint32 CRC-32C of the whole file before it
+    // The header has its own checksum so a corrupted size can never trigger a huge allocation.
+    private static ReadOnlySpan<byte> SnapshotMagic => "RGHNSW\r\n"u8;
+
+    private const int SnapshotVersion = 1;
+
+    // 1M elements per chunk: keeps spans far below the 2 GB byte-span limit and the checksum cache-friendly.
+    private const int ChunkElements = 1 << 20;
+
+    /// <summary>
+    /// Writes a versioned, checksummed binary snapshot of the whole index (vectors, tombstones, graph and the
+    /// level generator's state, so adding after <see cref="ReadFrom"/> continues exactly as without the round trip).
+    /// </summary>
+    /// <param name="stream">Destination; written sequentially, not closed.</param>
+    public void WriteTo(Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if (!BitConverter.IsLittleEndian)
+        {
+            throw new PlatformNotSupportedException("HNSW snapshots are only supported on little-endian machines.");
+        }
+
+        var writer = new SnapshotWriter(stream);
+        writer.Write(SnapshotMagic);
+        writer.WriteInt32(SnapshotVersion);
+        writer.WriteInt32(_dims);
+        writer.WriteInt32((int)_metric);
+        writer.WriteInt32(_options.M);
+        writer.WriteInt32(_options.EfConstruction);
+        writer.WriteInt32(_options.EfSearch);
+        writer.WriteInt32(_options.Seed);
+        writer.WriteInt32(_options.ExactSearchThreshold);
+        writer.WriteInt32(_count);
+        writer.WriteInt32(_live);
+        writer.WriteInt32(_entryPoint);
+        writer.WriteInt32(_maxLevel);
+        writer.WriteInt32(_upperUsed);
+        writer.WriteUInt64(_rngState);
+        writer.WriteChecksum();
+
+        writer.WriteArray<float>(UsedVectors);
+        writer.WriteArray<byte>(_levels.AsSpan(0, _count));
+        writer.WriteArray<byte>(_deleted.AsSpan(0, _count));
+        writer.WriteArray<int>(_links0.AsSpan(0, (int)((long)_count * _stride0)));
+        writer.WriteArray<int>(_upperLinks.AsSpan(0, _upperUsed));
+        writer.WriteChecksum();
+    }
+
+    /// <summary>Reads a snapshot written by <see cref="WriteTo"/>.</summary>
+    /// <param name="stream">Source, positioned at the snapshot; read sequentially, not closed.</param>
+    /// <exception cref="InvalidDataException">
+    /// Bad magic, unsupported version, truncation, checksum mismatch or an inconsistent graph.
+    /// </exception>
+    public static HnswIndex ReadFrom(Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if (!BitConverter.IsLittleEndian)
+        {
+            throw new PlatformNotSupportedException("HNSW snapshots are only supported on little-endian machines.");
+        }
+
+        try
+        {
+            return ReadCore(new SnapshotReader(stream));
+        }
+        catch (EndOfStreamException ex)
+        {
+            throw new InvalidDataException("HNSW snapshot is truncated.", ex);
+        }
+    }
+
+    private static HnswIndex ReadCore(SnapshotReader reader)
+    {
+        Span<byte> magic = stackalloc byte[8];
+        reader.Read(magic);
+        if (!magic.SequenceEqual(SnapshotMagic))
+        {
+            throw new InvalidDataException("Not an HNSW snapshot (bad magic).");
+        }
+
+        int version = reader.ReadInt32();
+        if (version != SnapshotVersion)
+        {
+            throw new InvalidDataException($"Unsupported HNSW snapshot version {version}; this build reads version {SnapshotVersion}.");
+        }
+
+        int dims = reader.ReadInt32();
+        int metric = reader.ReadInt32();
+        var options = new HnswOptions
+        {
+            M = reader.ReadInt32(),
+            EfConstruction = reader.ReadInt32(),
+            EfSearch = reader.ReadInt32(),
+            Seed = reader.ReadInt32(),
+            ExactSearchThreshold = reader.ReadInt32(),
+        };
+        int count = reader.ReadInt32();
+        int live = reader.ReadInt32();
+        int entryPoint = reader.ReadInt32();
+        int maxLevel = reader.ReadInt32();
+        int upperUsed = reader.ReadInt32();
+        ulong rngState = reader.ReadUInt64();
+        reader.VerifyChecksum("header");
+
+        // The header checksum matched, so anything odd below is a writer bug or a crafted file; still refuse it.
+        if (dims < 1 || dims > MaxDimensions || metric is not ((int)VectorMetric.Cosine or (int)VectorMetric.L2)
+            || options.M < 2 || options.M > HnswOptions.MaxM || options.EfConstruction < 1 || options.EfSearch < 1
+            || options.ExactSearchThreshold < 0 || count < 0 || live < 0 || live > count
+            || entryPoint < -1 || entryPoint >= count || maxLevel < -1 || maxLevel > MaxLevelCap
+            || (count == 0) != (entryPoint == -1) || (entryPoint == -1) != (maxLevel == -1) || upperUsed < 0
+            || (long)count * dims > Array.MaxLength || (long)count * (1 + (2 * options.M)) > Array.MaxLength)
+        {
+            throw new InvalidDataException("HNSW snapshot header is inconsistent.");
+        }
+
+        var index = new HnswIndex(dims, (VectorMetric)metric, options, count, validate: false);
+        index.EnsureUpperCapacity(upperUsed);
+        reader.ReadArray<float>(index._vectors.AsSpan(index._vectorOffset, count * dims));
+        reader.ReadArray<byte>(index._levels.AsSpan(0, count));
+        reader.ReadArray<byte>(index._deleted.AsSpan(0, count));
+        reader.ReadArray<int>(index._links0.AsSpan(0, count * index._stride0));
+        reader.ReadArray<int>(index._upperLinks.AsSpan(0, upperUsed));
+        reader.VerifyChecksum("payload");
+
+        index._count = count;
+        index._live = live;
+        index._entryPoint = entryPoint;
+        index._maxLevel = maxLevel;
+        index._upperUsed = upperUsed;
+        index._rngState = rngState;
+        index.ValidateGraph();
+        return index;
+    }
+
+    /// <summary>
+    /// Structural checks after loading. Search uses unchecked pointer arithmetic, so an out-of-range link must
+    /// be rejected here rather than read as memory later.
+    /// </summary>
+    private void ValidateGraph()
+    {
+        long upperOffset = 0;
+        int live = 0;
+        for (int id = 0; id < _count; id++)
+        {
+            int level = _levels[id];
+            if (level > _maxLevel || _deleted[id] > 1)
+            {
+                throw new InvalidDataException($"HNSW snapshot node {id} has an invalid level or tombstone.");
+            }
+
+            live += _deleted[id] == 0 ? 1 : 0;
+            if (level > 0)
+            {
+                _upperOffset[id] = (int)upperOffset;
+                upperOffset += (long)level * _strideUpper;
+                if (upperOffset > _upperUsed)
+                {
+                    throw new InvalidDataException("HNSW snapshot upper-layer links are shorter than the levels require.");
+                }
+            }
+            else
+            {
+                _upperOffset[id] = -1;
+            }
+
+            ValidateLinks(_links0.AsSpan(id * _stride0, _stride0), _maxM0, id);
+            for (int l = 1; l <= level; l++)
+            {
+                ValidateLinks(_upperLinks.AsSpan(_upperOffset[id] + ((l - 1) * _strideUpper), _strideUpper), _m, id);
+            }
+        }
+
+        if (upperOffset != _upperUsed || live != _live || (_count > 0 && _levels[_entryPoint] != _maxLevel))
+        {
+            throw new InvalidDataException("HNSW snapshot counts, levels or entry point are inconsistent.");
+        }
+    }
+
+    private void ValidateLinks(ReadOnlySpan<int> block, int maxLinks, int id)
+    {
+        int linkCount = block[0];
+        if ((uint)linkCount > (uint)maxLinks)
+        {
+            throw new InvalidDataException($"HNSW snapshot node {id} has {linkCount} links (max {maxLinks}).");
+        }
+
+        foreach (int neighbor in block.Slice(1, linkCount))
+        {
+            if ((uint)neighbor >= (uint)_count)
+            {
+                throw new InvalidDataException($"HNSW snapshot node {id} links to unknown id {neighbor}.");
+            }
+        }
+    }
+
+    /// <summary>Stream writer that folds every byte into a running CRC-32C (hardware accelerated via BitOperations).</summary>
+    private sealed class SnapshotWriter(Stream stream)
+    {
+        private uint _crc = uint.MaxValue;
+
+        public void Write(ReadOnlySpan<byte> bytes)
+        {
+            _crc = Crc32C.Update(_crc, bytes);
+            stream.Write(bytes);
+        }
+
+        public void WriteInt32(int value)
+        {
+            Span<byte> buffer = stackalloc byte[4];
+            BinaryPrimitives.WriteInt32LittleEndian(buffer, value);
+            Write(buffer);
+        }
+
+        public void WriteUInt64(ulong value)
+        {
+            Span<byte> buffer = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(buffer, value);
+            Write(buffer);
+        }
+
+        public void WriteArray<T>(ReadOnlySpan<T> values)
+            where T : unmanaged
+        {
+            for (int start = 0; start < values.Length; start += ChunkElements)
+            {
+                Write(MemoryMarshal.AsBytes(values.Slice(start, Math.Min(ChunkElements, values.Length - start))));
+            }
+        }
+
+        public void WriteChecksum()
+        {
+            Span<byte> buffer = stackalloc byte[4];
+            BinaryPrimitives.WriteUInt32LittleEndian(buffer, ~_crc);
+            Write(buffer);
+        }
+    }
+
+    /// <summary>Stream reader that mirrors <see cref="SnapshotWriter"/>'s checksum.</summary>
+    private sealed class SnapshotReader(Stream stream)
+    {
+        private uint _crc = uint.MaxValue;
+
+        public void Read(Span<byte> bytes)
+        {
+            stream.ReadExactly(bytes);
+            _crc = Crc32C.Update(_crc, bytes);
+        }
+
+        public int ReadInt32()
+        {
+            Span<byte> buffer = stackalloc byte[4];
+            Read(buffer);
+            return BinaryPrimitives.ReadInt32LittleEndian(buffer);
+        }
+
+        public ulong ReadUInt64()
+        {
+            Span<byte> buffer = stackalloc byte[8];
+            Read(buffer);
+            return BinaryPrimitives.ReadUInt64LittleEndian(buffer);
+        }
+
+        public void ReadArray<T>(Span<T> values)
+            where T : unmanaged
+        {
+            for (int start = 0; start < values.Length; start += ChunkElements)
+            {
+                Read(MemoryMarshal.AsBytes(values.Slice(start, Math.Min(ChunkElements, values.Length - start))));
+            }
+        }
+
+        public void VerifyChecksum(string section)
+        {
+            uint expected = ~_crc;
+            Span<byte> buffer = stackalloc byte[4];
+            Read(buffer);
+            uint stored = BinaryPrimitives.ReadUInt32LittleEndian(buffer);
+            if (stored != expected)
+            {
+                throw new InvalidDataException($"HNSW snapshot {section} checksum mismatch (stored 0x{stored:X8}, computed 0x{expected:X8}); the data is corrupt.");
+            }
+        }
+    }
+
+    /// <summary>CRC-32C (Castagnoli); BitOperations uses the SSE4.2 / ARM CRC instructions when present.</summary>
+    private static class Crc32C
+    {
+        public static uint Update(uint crc, ReadOnlySpan<byte> bytes)
+        {
+            var words = MemoryMarshal.Cast<byte, ulong>(bytes);
+            foreach (ulong word in words)
+            {
+                crc = BitOperations.Crc32C(crc, word);
+            }
+
+            foreach (byte b in bytes[(words.Length * sizeof(ulong))..])
+            {
+                crc = BitOperations.Crc32C(crc, b);
+            }
+
+            return crc;
+        }
+    }
+}

@@ -1,0 +1,667 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
+
+namespace RagOrleans.Grains.Indexing;
+
+/// <summary>
+/// In-memory HNSW approximate nearest-neighbour index (Malkov &amp; Yashunin, "Efficient and robust approximate
+/// nearest neighbor search using Hierarchical Navigable Small World graphs").
+/// </summary>
+/// <remarks>
+/// <para>Layout is chosen for cache behaviour and zero per-node objects: all vectors live in one row-major
+/// <c>float[]</c>; layer-0 links live in one flat <c>int[]</c> with a fixed stride of <c>1 + 2M</c> (count, then ids);
+/// the few nodes above layer 0 get a block of <c>level * (1 + M)</c> ints in a second flat pool.</para>
+/// <para>Threading: any number of concurrent <see cref="Search(ReadOnlySpan{float}, int, int, Func{int, bool}?)"/>
+/// calls are safe with each other. <see cref="Add"/> and <see cref="Delete"/> need a single writer that never
+/// runs concurrently with searches; the caller guarantees that.</para>
+/// </remarks>
+public sealed partial class HnswIndex
+{
+    // Levels are stored as bytes; with M >= 2 a level above 30 has probability below 2^-30 per insert.
+    private const int MaxLevelCap = 30;
+
+    private readonly HnswOptions _options;
+    private readonly int _dims;
+    private readonly VectorMetric _metric;
+    private readonly int _m;
+    private readonly int _maxM0;
+    private readonly int _stride0;
+    private readonly int _strideUpper;
+    private readonly double _levelMultiplier;
+
+    private float[] _vectors;
+
+    // Index of the first vector inside _vectors: chosen so vector 0 starts on a 64-byte boundary (the array lives
+    // on the pinned object heap, so the address never changes); with dims a multiple of 16 every row is then
+    // cache-line aligned and the 512-bit loads never straddle two lines.
+    private int _vectorOffset;
+    private int[] _links0;
+    private int[] _upperLinks;
+    private int _upperUsed;
+    private int[] _upperOffset;
+    private byte[] _levels;
+    private byte[] _deleted;
+    private int _count;
+    private int _live;
+    private int _entryPoint = -1;
+    private int _maxLevel = -1;
+    private ulong _rngState;
+
+    // Writer-only scratch for neighbour selection; Add is single-writer so instance fields are safe.
+    private HnswNeighbor[] _buildCandidates;
+    private HnswNeighbor[] _buildSelected;
+    private HnswNeighbor[] _pruneCandidates;
+    private HnswNeighbor[] _pruneSelected;
+
+    /// <summary>Creates an empty index.</summary>
+    /// <param name="dimensions">Length of every vector.</param>
+    /// <param name="metric">Distance function.</param>
+    /// <param name="options">Graph parameters; defaults when null.</param>
+    /// <param name="initialCapacity">Number of items to reserve room for; the index grows as needed.</param>
+    public HnswIndex(int dimensions, VectorMetric metric, HnswOptions? options = null, int initialCapacity = 1024)
+        : this(dimensions, metric, options ?? new HnswOptions(), Math.Max(1, initialCapacity), validate: true)
+    {
+    }
+
+    private HnswIndex(int dimensions, VectorMetric metric, HnswOptions options, int capacity, bool validate)
+    {
+        if (validate)
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(dimensions, 1);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(dimensions, MaxDimensions);
+            if (metric is not VectorMetric.Cosine and not VectorMetric.L2)
+            {
+                throw new ArgumentOutOfRangeException(nameof(metric), metric, "Unknown metric.");
+            }
+
+            options.Validate();
+        }
+
+        _options = options;
+        _dims = dimensions;
+        _metric = metric;
+        _m = options.M;
+        _maxM0 = 2 * options.M;
+        _stride0 = 1 + _maxM0;
+        _strideUpper = 1 + _m;
+        _levelMultiplier = 1.0 / Math.Log(_m);
+        _rngState = unchecked((ulong)(long)options.Seed);
+
+        capacity = Math.Max(1, capacity);
+        (_vectors, _vectorOffset) = AllocateVectors((long)capacity * _dims);
+        _links0 = new int[(long)capacity * _stride0];
+        _upperOffset = new int[capacity];
+        _levels = new byte[capacity];
+        _deleted = new byte[capacity];
+        _upperLinks = new int[Math.Max(16, capacity / _m * _strideUpper)];
+        _buildCandidates = new HnswNeighbor[Math.Max(options.EfConstruction, _maxM0) + 2];
+        _buildSelected = new HnswNeighbor[_maxM0 + 1];
+        _pruneCandidates = new HnswNeighbor[_maxM0 + 1];
+        _pruneSelected = new HnswNeighbor[_maxM0 + 1];
+    }
+
+    private const int MaxDimensions = 1 << 16;
+
+    /// <summary>Length of every vector in the index.</summary>
+    public int Dimensions => _dims;
+
+    /// <summary>Distance function of the index.</summary>
+    public VectorMetric Metric => _metric;
+
+    /// <summary>Graph parameters the index was built with.</summary>
+    public HnswOptions Options => _options;
+
+    /// <summary>Number of live (not deleted) items.</summary>
+    public int Count => _live;
+
+    /// <summary>Number of ids ever assigned, including tombstoned ones; the next <see cref="Add"/> returns this value.</summary>
+    public int TotalCount => _count;
+
+    /// <summary>Approximate heap bytes held by the index's arrays (allocated capacity, not just the used part).</summary>
+    public long EstimatedMemoryBytes =>
+        ((long)_vectors.Length * sizeof(float))
+        + ((long)_links0.Length * sizeof(int))
+        + ((long)_upperLinks.Length * sizeof(int))
+        + ((long)_upperOffset.Length * sizeof(int))
+        + _levels.Length
+        + _deleted.Length
+        + ((long)(_buildCandidates.Length + _buildSelected.Length + _pruneCandidates.Length + _pruneSelected.Length) * Unsafe.SizeOf<HnswNeighbor>());
+
+
+    internal int EntryPoint => _entryPoint;
+
+    internal int MaxLevel => _maxLevel;
+
+    internal int GetLevel(int id)
+    {
+        ValidateId(id);
+        return _levels[id];
+    }
+
+    /// <summary>Current neighbours of <paramref name="id"/> on <paramref name="level"/> (copied; for tests and diagnostics).</summary>
+    internal int[] GetNeighbors(int id, int level)
+    {
+        ValidateId(id);
+        if (level < 0 || level > _levels[id])
+        {
+            throw new ArgumentOutOfRangeException(nameof(level));
+        }
+
+        int start = level == 0 ? id * _stride0 : _upperOffset[id] + ((level - 1) * _strideUpper);
+        int[] source = level == 0 ? _links0 : _upperLinks;
+        return source.AsSpan(start + 1, source[start]).ToArray();
+    }
+
+    /// <summary>Adds a vector and returns its dense internal id (0, 1, 2, ...). Single writer only.</summary>
+    /// <param name="vector">Exactly <see cref="Dimensions"/> floats; copied into the index.</param>
+    public int Add(ReadOnlySpan<float> vector)
+    {
+        if (vector.Length != _dims)
+        {
+            throw new ArgumentException($"Expected a vector of {_dims} dimensions, got {vector.Length}.", nameof(vector));
+        }
+
+        if (_count == int.MaxValue)
+        {
+            throw new InvalidOperationException("The index is full.");
+        }
+
+        EnsureCapacity(_count + 1);
+        int id = _count;
+        vector.CopyTo(_vectors.AsSpan(_vectorOffset + (int)((long)id * _dims), _dims));
+        int level = DrawLevel();
+        _levels[id] = (byte)level;
+        _links0[id * _stride0] = 0;
+        if (level > 0)
+        {
+            int blockSize = level * _strideUpper;
+            EnsureUpperCapacity(_upperUsed + blockSize);
+            _upperOffset[id] = _upperUsed;
+            _upperLinks.AsSpan(_upperUsed, blockSize).Clear();
+            _upperUsed += blockSize;
+        }
+        else
+        {
+            _upperOffset[id] = -1;
+        }
+
+        _count++;
+        _live++;
+
+        if (_entryPoint < 0)
+        {
+            _entryPoint = id;
+            _maxLevel = level;
+            return id;
+        }
+
+        if (_metric == VectorMetric.Cosine)
+        {
+            Insert<CosineKernel>(id, level);
+        }
+        else
+        {
+            Insert<L2Kernel>(id, level);
+        }
+
+        if (level > _maxLevel)
+        {
+            _maxLevel = level;
+            _entryPoint = id;
+        }
+
+        return id;
+    }
+
+    /// <summary>
+    /// Tombstones an item: it stays in the graph for navigation but is never returned by a search again.
+    /// </summary>
+    /// <returns><c>false</c> when the id is unknown or already deleted.</returns>
+    public bool Delete(int id)
+    {
+        if ((uint)id >= (uint)_count || _deleted[id] != 0)
+        {
+            return false;
+        }
+
+        _deleted[id] = 1;
+        _live--;
+        return true;
+    }
+
+    /// <summary>Whether <paramref name="id"/> has been deleted.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The id was never assigned.</exception>
+    public bool IsDeleted(int id)
+    {
+        ValidateId(id);
+        return _deleted[id] != 0;
+    }
+
+    /// <summary>The stored vector of <paramref name="id"/> (also for deleted ids). Invalidated by the next <see cref="Add"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The id was never assigned.</exception>
+    public ReadOnlySpan<float> GetVector(int id)
+    {
+        ValidateId(id);
+        return new ReadOnlySpan<float>(_vectors, _vectorOffset + (int)((long)id * _dims), _dims);
+    }
+
+    private void ValidateId(int id)
+    {
+        if ((uint)id >= (uint)_count)
+        {
+            throw new ArgumentOutOfRangeException(nameof(id), id, $"Unknown id; the index has assigned ids 0..{_count - 1}.");
+        }
+    }
+
+    private void EnsureCapacity(int required)
+    {
+        int capacity = _levels.Length;
+        if (required <= capacity)
+        {
+            return;
+        }
+
+        long maxByVectors = Array.MaxLength / _dims;
+        long maxByLinks = Array.MaxLength / _stride0;
+        long limit = Math.Min(maxByVectors, maxByLinks);
+        if (required > limit)
+        {
+            throw new InvalidOperationException($"The index cannot hold more than {limit} vectors of {_dims} dimensions.");
+        }
+
+        int newCapacity = (int)Math.Min(limit, Math.Max(required, (long)capacity * 2));
+        var (vectors, offset) = AllocateVectors((long)newCapacity * _dims);
+        UsedVectors.CopyTo(vectors.AsSpan(offset));
+        (_vectors, _vectorOffset) = (vectors, offset);
+        Array.Resize(ref _links0, (int)((long)newCapacity * _stride0));
+        Array.Resize(ref _upperOffset, newCapacity);
+        Array.Resize(ref _levels, newCapacity);
+        Array.Resize(ref _deleted, newCapacity);
+    }
+
+    /// <summary>The used part of the vector store, row-major.</summary>
+    private Span<float> UsedVectors => _vectors.AsSpan(_vectorOffset, (int)((long)_count * _dims));
+
+    private static unsafe (float[] Array, int Offset) AllocateVectors(long length)
+    {
+        const int alignFloats = 64 / sizeof(float);
+        if (length + alignFloats > Array.MaxLength)
+        {
+            throw new InvalidOperationException("The vector store would exceed the maximum array size.");
+        }
+
+        // Uninitialised is fine: only rows below _count are ever read, and each is written by Add or ReadFrom first.
+        var array = GC.AllocateUninitializedArray<float>((int)length + alignFloats, pinned: true);
+        nint address = (nint)Unsafe.AsPointer(ref MemoryMarshalHelpers.GetArrayReference(array));
+        int misalignment = (int)(address & 63) / sizeof(float);
+        return (array, (alignFloats - misalignment) % alignFloats);
+    }
+
+    private void EnsureUpperCapacity(int required)
+    {
+        if (required > _upperLinks.Length)
+        {
+            Array.Resize(ref _upperLinks, (int)Math.Min(Array.MaxLength, Math.Max(required, (long)_upperLinks.Length * 2)));
+        }
+    }
+
+    /// <summary>Exponentially decaying level, floor(-ln(U) * mL), from a seeded SplitMix64 stream.</summary>
+    private int DrawLevel()
+    {
+        ulong z = _rngState += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        z ^= z >> 31;
+
+        // (0, 1]: never 0, so the log is finite.
+        double u = ((z >> 11) + 1) * (1.0 / (1UL << 53));
+        int level = (int)(-Math.Log(u) * _levelMultiplier);
+        return Math.Min(level, MaxLevelCap);
+    }
+
+    private unsafe void Insert<TDist>(int id, int level)
+        where TDist : struct, IDistanceKernel
+    {
+        var scratch = HnswSearchScratch.Rent(_count);
+        try
+        {
+            scratch.EnsureResultCapacity(_options.EfConstruction + 1);
+            fixed (float* vectors = &_vectors[_vectorOffset])
+            fixed (int* links0 = _links0)
+            fixed (int* upper = _upperLinks)
+            fixed (int* upperOffset = _upperOffset)
+            fixed (byte* deleted = _deleted)
+            {
+                var g = new Graph(vectors, links0, upper, upperOffset, _dims, _stride0, _strideUpper, _maxM0);
+                float* q = g.Vector(id);
+                int current = _entryPoint;
+                float currentDistance = TDist.Distance(q, g.Vector(current), _dims);
+                for (int l = _maxLevel; l > level; l--)
+                {
+                    GreedyClosest<TDist>(g, q, l, ref current, ref currentDistance);
+                }
+
+                for (int l = Math.Min(level, _maxLevel); l >= 0; l--)
+                {
+                    // New nodes link to live nodes only, so tombstones gradually lose in-links; if a region is
+                    // entirely deleted we still link to it rather than leave the new node unreachable.
+                    SearchLayer<TDist, AllowLive>(g, q, current, currentDistance, _options.EfConstruction, l, scratch, new AllowLive(deleted), int.MaxValue);
+                    if (scratch.ResultCount == 0)
+                    {
+                        SearchLayer<TDist, AllowAll>(g, q, current, currentDistance, _options.EfConstruction, l, scratch, default, int.MaxValue);
+                    }
+
+                    int found = scratch.ResultCount;
+                    var candidates = _buildCandidates;
+                    for (int i = found - 1; i >= 0; i--)
+                    {
+                        candidates[i] = scratch.PopResult();
+                    }
+
+                    int selectedCount = SelectNeighbors<TDist>(g, candidates, found, _m, _buildSelected);
+                    int* myLinks = g.Links(id, l);
+                    myLinks[0] = selectedCount;
+                    for (int i = 0; i < selectedCount; i++)
+                    {
+                        myLinks[1 + i] = _buildSelected[i].Id;
+                    }
+
+                    int maxLinks = l == 0 ? _maxM0 : _m;
+                    for (int i = 0; i < selectedCount; i++)
+                    {
+                        Connect<TDist>(g, _buildSelected[i].Id, id, _buildSelected[i].Distance, l, maxLinks);
+                    }
+
+                    current = candidates[0].Id;
+                    currentDistance = candidates[0].Distance;
+                }
+            }
+        }
+        finally
+        {
+            scratch.Return();
+        }
+    }
+
+    /// <summary>Adds a back-link <paramref name="target"/> -&gt; <paramref name="newId"/>, re-running the heuristic when full.</summary>
+    private unsafe void Connect<TDist>(in Graph g, int target, int newId, float distance, int level, int maxLinks)
+        where TDist : struct, IDistanceKernel
+    {
+        int* links = g.Links(target, level);
+        int count = links[0];
+        if (count < maxLinks)
+        {
+            links[1 + count] = newId;
+            links[0] = count + 1;
+            return;
+        }
+
+        // Full: pick the best maxLinks among the old links plus the new one with the same heuristic,
+        // dropping the pruned ones (keepPrunedConnections = false, as in hnswlib).
+        var candidates = _pruneCandidates;
+        float* targetVector = g.Vector(target);
+        for (int i = 0; i < count; i++)
+        {
+            int other = links[1 + i];
+            candidates[i] = new HnswNeighbor(TDist.Distance(targetVector, g.Vector(other), _dims), other);
+        }
+
+        candidates[count] = new HnswNeighbor(distance, newId);
+        SortByDistance(candidates.AsSpan(0, count + 1));
+        int selected = SelectNeighbors<TDist>(g, candidates, count + 1, maxLinks, _pruneSelected);
+        links[0] = selected;
+        for (int i = 0; i < selected; i++)
+        {
+            links[1 + i] = _pruneSelected[i].Id;
+        }
+    }
+
+    private static void SortByDistance(Span<HnswNeighbor> items)
+    {
+        // Insertion sort: at most 2M + 1 items, mostly already ordered.
+        for (int i = 1; i < items.Length; i++)
+        {
+            var item = items[i];
+            int j = i - 1;
+            while (j >= 0 && items[j].Distance > item.Distance)
+            {
+                items[j + 1] = items[j];
+                j--;
+            }
+
+            items[j + 1] = item;
+        }
+    }
+
+    /// <summary>
+    /// The paper's neighbour-selection heuristic (Algorithm 4, no candidate extension, no kept pruned links):
+    /// a candidate is kept only if it is closer to the base than to every neighbour already kept, which spreads
+    /// links across directions and keeps clusters connected. <paramref name="candidates"/> must be sorted ascending.
+    /// </summary>
+    private unsafe int SelectNeighbors<TDist>(in Graph g, HnswNeighbor[] candidates, int count, int max, HnswNeighbor[] selected)
+        where TDist : struct, IDistanceKernel
+    {
+        if (count <= max)
+        {
+            // Like hnswlib: with no more candidates than slots there is nothing to choose between.
+            Array.Copy(candidates, selected, count);
+            return count;
+        }
+
+        int kept = 0;
+        for (int i = 0; i < count && kept < max; i++)
+        {
+            var candidate = candidates[i];
+            float* candidateVector = g.Vector(candidate.Id);
+            bool good = true;
+            for (int j = 0; j < kept; j++)
+            {
+                if (TDist.Distance(candidateVector, g.Vector(selected[j].Id), _dims) < candidate.Distance)
+                {
+                    good = false;
+                    break;
+                }
+            }
+
+            if (good)
+            {
+                selected[kept++] = candidate;
+            }
+        }
+
+        return kept;
+    }
+
+    /// <summary>Greedy walk on an upper layer (ef = 1): move to any closer neighbour until none is closer.</summary>
+    private static unsafe void GreedyClosest<TDist>(in Graph g, float* q, int level, ref int current, ref float currentDistance)
+        where TDist : struct, IDistanceKernel
+    {
+        bool changed = true;
+        while (changed)
+        {
+            changed = false;
+            int* links = g.Links(current, level);
+            int count = links[0];
+            for (int j = 1; j <= count; j++)
+            {
+                int candidate = links[j];
+                float d = TDist.Distance(q, g.Vector(candidate), g.Dims);
+                if (d < currentDistance)
+                {
+                    currentDistance = d;
+                    current = candidate;
+                    changed = true;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Algorithm 2 of the paper on one layer, with filtering during the walk: every node is expanded for
+    /// navigation, but only nodes the filter allows enter the result heap (and bound the search). Results are
+    /// left in <paramref name="s"/>'s result max-heap.
+    /// </summary>
+    /// <returns><c>false</c> when more than <paramref name="budget"/> distances were computed before convergence.</returns>
+    private static unsafe bool SearchLayer<TDist, TFilter>(
+        in Graph g, float* q, int entry, float entryDistance, int ef, int level, HnswSearchScratch s, TFilter filter, int budget)
+        where TDist : struct, IDistanceKernel
+        where TFilter : struct, INodeFilter
+    {
+        ushort stamp = s.NextStamp();
+        ref ushort visited = ref MemoryMarshalHelpers.GetArrayReference(s.Visited);
+        s.CandidateCount = 0;
+        s.ResultCount = 0;
+        Unsafe.Add(ref visited, entry) = stamp;
+        s.PushCandidate(entryDistance, entry);
+        float bound = float.PositiveInfinity;
+        if (filter.Allows(entry))
+        {
+            s.PushResult(entryDistance, entry);
+            bound = entryDistance;
+        }
+
+        int dims = g.Dims;
+        int evaluated = 1;
+        int* pending = stackalloc int[g.MaxDegree];
+        while (s.CandidateCount > 0)
+        {
+            var closest = s.Candidates[0];
+            if (closest.Distance > bound && s.ResultCount >= ef)
+            {
+                break;
+            }
+
+            s.PopCandidate();
+            int* links = g.Links(closest.Id, level);
+            int count = links[0];
+
+            // Gather unvisited neighbours first and prefetch their vectors so the memory loads overlap
+            // instead of stalling one distance computation at a time.
+            int pendingCount = 0;
+            for (int j = 1; j <= count; j++)
+            {
+                int neighbor = links[j];
+                ref ushort mark = ref Unsafe.Add(ref visited, neighbor);
+                if (mark == stamp)
+                {
+                    continue;
+                }
+
+                mark = stamp;
+                pending[pendingCount++] = neighbor;
+
+                // One line per vector is enough to start the hardware prefetcher on the row; more measured no better.
+                if (Sse.IsSupported)
+                {
+                    Sse.Prefetch0(g.Vector(neighbor));
+                }
+            }
+
+            evaluated += pendingCount;
+            for (int j = 0; j < pendingCount; j++)
+            {
+                int neighbor = pending[j];
+                float d = TDist.Distance(q, g.Vector(neighbor), dims);
+                if (s.ResultCount < ef || d < bound)
+                {
+                    s.PushCandidate(d, neighbor);
+                    if (filter.Allows(neighbor))
+                    {
+                        s.PushResult(d, neighbor);
+                        if (s.ResultCount > ef)
+                        {
+                            s.PopResult();
+                        }
+
+                        bound = s.Results[0].Distance;
+                    }
+                }
+            }
+
+            if (evaluated > budget)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>Raw pointers into the index arrays for the duration of one pinned operation.</summary>
+    private readonly unsafe ref struct Graph
+    {
+        private readonly float* _vectors;
+        private readonly int* _links0;
+        private readonly int* _upper;
+        private readonly int* _upperOffset;
+        private readonly int _stride0;
+        private readonly int _strideUpper;
+
+        public Graph(float* vectors, int* links0, int* upper, int* upperOffset, int dims, int stride0, int strideUpper, int maxDegree)
+        {
+            _vectors = vectors;
+            _links0 = links0;
+            _upper = upper;
+            _upperOffset = upperOffset;
+            Dims = dims;
+            _stride0 = stride0;
+            _strideUpper = strideUpper;
+            MaxDegree = maxDegree;
+        }
+
+        public int Dims { get; }
+
+        public int MaxDegree { get; }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float* Vector(int id) => _vectors + ((nint)id * Dims);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public int* Links(int id, int level) => level == 0
+            ? _links0 + ((nint)id * _stride0)
+            : _upper + _upperOffset[id] + ((level - 1) * _strideUpper);
+    }
+}
+
+/// <summary>Which nodes may enter a result set; specialised per struct so the unfiltered loop has no check at all.</summary>
+internal interface INodeFilter
+{
+    bool Allows(int id);
+}
+
+internal readonly struct AllowAll : INodeFilter
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Allows(int id) => true;
+}
+
+internal readonly unsafe struct AllowLive : INodeFilter
+{
+    private readonly byte* _deleted;
+
+    public AllowLive(byte* deleted) => _deleted = deleted;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Allows(int id) => _deleted[id] == 0;
+}
+
+internal readonly unsafe struct AllowLiveMatching : INodeFilter
+{
+    private readonly byte* _deleted;
+    private readonly Func<int, bool> _filter;
+
+    public AllowLiveMatching(byte* deleted, Func<int, bool> filter)
+    {
+        _deleted = deleted;
+        _filter = filter;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Allows(int id) => _deleted[id] == 0 && _filter(id);
+}
+
+internal static class MemoryMarshalHelpers
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ref T GetArrayReference<T>(T[] array) => ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(array);
+}

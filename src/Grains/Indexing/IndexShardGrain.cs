@@ -1,0 +1,362 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using RagOrleans.Abstractions;
+using RagOrleans.Grains.Storage;
+
+namespace RagOrleans.Grains.Indexing;
+
+/// <summary>
+/// A shard's in-memory index. Every write goes to the chunk log (committed) before memory; activation
+/// loads the newest snapshot and replays the log after the snapshot's watermark, so losing a snapshot or
+/// the process loses nothing that was acknowledged.
+/// </summary>
+[GrainType("index-shard"), CollectionAgeLimit(Minutes = 60)]
+public sealed class IndexShardGrain(
+    IChunkLog log,
+    ISnapshotStore snapshots,
+    IOptions<RagOptions> options,
+    ILogger<IndexShardGrain> logger) : Grain, IIndexShardGrain
+{
+    private ShardIndex _index = null!;
+    private long _watermark;
+    private long _snapshotWatermark;
+    private IGrainTimer? _snapshotTimer;
+
+    private string ShardKey => this.GetPrimaryKeyString();
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        Ids.Split(ShardKey, 3);
+        var started = TimeProvider.System.GetTimestamp();
+        _index = new ShardIndex(HnswOptions());
+        await using (var snapshot = await snapshots.OpenLatestAsync(ShardKey, cancellationToken))
+        {
+            if (snapshot is not null)
+            {
+                try
+                {
+                    _index = ShardIndex.ReadFrom(snapshot.Content, HnswOptions());
+                    _watermark = _snapshotWatermark = snapshot.Watermark;
+                }
+                catch (InvalidDataException ex)
+                {
+                    // A damaged snapshot only costs time: the log alone rebuilds the index.
+                    logger.LogWarning(ex, "Shard {Shard}: snapshot at {Watermark} unreadable; rebuilding from the chunk log", ShardKey, snapshot.Watermark);
+                    _index = new ShardIndex(HnswOptions());
+                    _watermark = _snapshotWatermark = 0;
+                }
+            }
+        }
+
+        var replayed = 0;
+        await foreach (var entry in log.ReadAfterAsync(ShardKey, _watermark, cancellationToken))
+        {
+            _index.Apply(entry);
+            _watermark = entry.Seq;
+            replayed++;
+        }
+
+        logger.LogInformation("Shard {Shard} activated: {Chunks} chunks, snapshot watermark {Snapshot}, {Replayed} log entries replayed in {ElapsedMs:F0} ms",
+            ShardKey, _index.Count, _snapshotWatermark, replayed, TimeProvider.System.GetElapsedTime(started).TotalMilliseconds);
+        _snapshotTimer = this.RegisterGrainTimer(
+            static (self, ct) => self.SnapshotIfChangedAsync(ct),
+            this,
+            new GrainTimerCreationOptions { DueTime = options.Value.SnapshotInterval, Period = options.Value.SnapshotInterval, Interleave = false, KeepAlive = false });
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        _snapshotTimer?.Dispose();
+        if (reason.ReasonCode != DeactivationReasonCode.ApplicationRequested || _index.Count > 0)
+        {
+            try
+            {
+                await SnapshotIfChangedAsync(cancellationToken);
+            }
+            catch (Exception ex)
+            {
+                logger.LogWarning(ex, "Shard {Shard}: snapshot on deactivation failed; the chunk log still has everything", ShardKey);
+            }
+        }
+    }
+
+    public async Task UpsertDocument(ChunkDocument document, IReadOnlyList<ChunkInput> chunks)
+    {
+        var entries = new List<ChunkLogEntry>(chunks.Count + 1);
+        var seq = _watermark;
+        var replaced = _index.HasDocument(document.DocumentId);
+        if (replaced)
+        {
+            entries.Add(new ChunkLogEntry(++seq, ChunkOp.DeleteDocument, document.DocumentId, 0, null, null, 0, 0, null, null, null, null));
+        }
+
+        foreach (var c in chunks)
+        {
+            entries.Add(new ChunkLogEntry(++seq, ChunkOp.Add, document.DocumentId, c.Ordinal, c.Text, c.Vector, c.Start, c.End, c.Section, c.Page, document.Title, document.MetadataJson));
+        }
+
+        // Durable first (old rows of the document go in the same transaction), memory second.
+        await log.AppendAsync(ShardKey, entries, document.DocumentId);
+        foreach (var e in entries)
+        {
+            _index.Apply(e);
+        }
+
+        _watermark = seq;
+    }
+
+    public async Task<bool> DeleteDocument(string documentId)
+    {
+        if (!_index.HasDocument(documentId))
+        {
+            return false;
+        }
+
+        var entry = new ChunkLogEntry(_watermark + 1, ChunkOp.DeleteDocument, documentId, 0, null, null, 0, 0, null, null, null, null);
+        await log.AppendAsync(ShardKey, [entry], documentId);
+        _index.Apply(entry);
+        _watermark = entry.Seq;
+        return true;
+    }
+
+    public async Task<IReadOnlyList<SearchHit>> Search(float[] queryVector, int topK)
+    {
+        var hits = _index.Search(queryVector, topK, Math.Max(options.Value.EfSearch, topK));
+        if (hits.Count == 0)
+        {
+            return [];
+        }
+
+        var seqs = new long[hits.Count];
+        for (var i = 0; i < hits.Count; i++)
+        {
+            seqs[i] = hits[i].Seq;
+        }
+
+        var rows = await log.GetAsync(ShardKey, seqs);
+        var bySeq = new Dictionary<long, ChunkLogEntry>(rows.Count);
+        foreach (var row in rows)
+        {
+            bySeq[row.Seq] = row;
+        }
+
+        var result = new List<SearchHit>(hits.Count);
+        foreach (var (seq, score) in hits)
+        {
+            if (bySeq.TryGetValue(seq, out var row))
+            {
+                result.Add(new SearchHit(row.DocumentId, ChunkId(row.DocumentId, row.Ordinal), row.Text ?? "", score,
+                    row.Title, row.Section, row.MetadataJson, row.Start, row.End));
+            }
+        }
+
+        return result;
+    }
+
+    public Task<ShardStats> GetStats() =>
+        Task.FromResult(new ShardStats(_index.Count, _index.DocumentCount, _watermark, _snapshotWatermark, _index.EstimatedMemoryBytes, RuntimeIdentity));
+
+    public Task<bool> Snapshot() => SnapshotIfChangedAsync(CancellationToken.None);
+
+    public async Task Drop()
+    {
+        _snapshotTimer?.Dispose();
+        await log.DeleteShardAsync(ShardKey);
+        await snapshots.DeleteAsync(ShardKey);
+        _index = new ShardIndex(HnswOptions());
+        _watermark = _snapshotWatermark = 0;
+        DeactivateOnIdle();
+    }
+
+    /// <summary>Chunk ids are stable: the document id and the chunk's ordinal in it.</summary>
+    public static string ChunkId(string documentId, int ordinal) =>
+        string.Concat(documentId, "#", ordinal.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    private async Task<bool> SnapshotIfChangedAsync(CancellationToken cancellationToken)
+    {
+        if (_watermark == _snapshotWatermark)
+        {
+            return false;
+        }
+
+        var watermark = _watermark;
+        var index = _index;
+        await snapshots.SaveAsync(ShardKey, watermark, (stream, ct) =>
+        {
+            index.WriteTo(stream);
+            return Task.CompletedTask;
+        }, cancellationToken);
+        _snapshotWatermark = watermark;
+        await log.CompactAsync(ShardKey, watermark, cancellationToken);
+        logger.LogDebug("Shard {Shard}: snapshot at {Watermark}", ShardKey, watermark);
+        return true;
+    }
+
+    private HnswOptions HnswOptions() => new() { ExactSearchThreshold = options.Value.ExactSearchThreshold, EfSearch = options.Value.EfSearch };
+}
+
+/// <summary>
+/// The in-memory part of a shard, free of Orleans: the HNSW over chunk vectors plus the mapping from
+/// graph ids to chunk-log sequence numbers and from documents to their graph ids.
+/// </summary>
+public sealed class ShardIndex(HnswOptions hnswOptions)
+{
+    private const uint Magic = 0x44485352; // "RSHD"
+    private const int FormatVersion = 1;
+
+    private HnswIndex? _hnsw;
+    private long[] _seqOf = new long[256];
+    private readonly Dictionary<string, List<int>> _documents = new(StringComparer.Ordinal);
+
+    /// <summary>Live chunks.</summary>
+    public int Count => _hnsw?.Count ?? 0;
+
+    /// <summary>Documents with at least one chunk.</summary>
+    public int DocumentCount => _documents.Count;
+
+    /// <summary>Approximate bytes held.</summary>
+    public long EstimatedMemoryBytes => (_hnsw?.EstimatedMemoryBytes ?? 0) + _seqOf.LongLength * sizeof(long) + _documents.Count * 64L;
+
+    /// <summary>True if the document has chunks here.</summary>
+    public bool HasDocument(string documentId) => _documents.ContainsKey(documentId);
+
+    /// <summary>Applies one log entry.</summary>
+    public void Apply(ChunkLogEntry entry)
+    {
+        switch (entry.Op)
+        {
+            case ChunkOp.Add:
+                _hnsw ??= new HnswIndex(entry.Vector!.Length, VectorMetric.Cosine, hnswOptions);
+                var id = _hnsw.Add(entry.Vector);
+                if (id >= _seqOf.Length)
+                {
+                    Array.Resize(ref _seqOf, Math.Max(_seqOf.Length * 2, id + 1));
+                }
+
+                _seqOf[id] = entry.Seq;
+                if (!_documents.TryGetValue(entry.DocumentId, out var ids))
+                {
+                    _documents[entry.DocumentId] = ids = [];
+                }
+
+                ids.Add(id);
+                break;
+            case ChunkOp.DeleteDocument:
+                if (_documents.Remove(entry.DocumentId, out var removed))
+                {
+                    foreach (var r in removed)
+                    {
+                        _hnsw!.Delete(r);
+                    }
+                }
+
+                break;
+            default:
+                throw new InvalidDataException($"Unknown chunk-log op {entry.Op}.");
+        }
+    }
+
+    /// <summary>Best <paramref name="k"/> chunks as (log sequence number, cosine similarity).</summary>
+    public IReadOnlyList<(long Seq, float Score)> Search(ReadOnlySpan<float> query, int k, int ef)
+    {
+        if (_hnsw is null || _hnsw.Count == 0)
+        {
+            return [];
+        }
+
+        if (query.Length != _hnsw.Dimensions)
+        {
+            throw RagException.Invalid($"Query vector has {query.Length} dimensions; the index has {_hnsw.Dimensions}.");
+        }
+
+        var hits = _hnsw.Search(query, k, ef);
+        var result = new (long, float)[hits.Count];
+        for (var i = 0; i < hits.Count; i++)
+        {
+            result[i] = (_seqOf[hits[i].Id], 1f - hits[i].Distance);
+        }
+
+        return result;
+    }
+
+    /// <summary>Writes the shard snapshot: header, id maps, then the HNSW's own checksummed format.</summary>
+    public void WriteTo(Stream stream)
+    {
+        using var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
+        writer.Write(Magic);
+        writer.Write(FormatVersion);
+        var total = _hnsw?.TotalCount ?? 0;
+        writer.Write(total);
+        for (var i = 0; i < total; i++)
+        {
+            writer.Write(_seqOf[i]);
+        }
+
+        writer.Write(_documents.Count);
+        foreach (var (doc, ids) in _documents)
+        {
+            writer.Write(doc);
+            writer.Write(ids.Count);
+            foreach (var id in ids)
+            {
+                writer.Write(id);
+            }
+        }
+
+        writer.Write(_hnsw is not null);
+        writer.Flush();
+        _hnsw?.WriteTo(stream);
+    }
+
+    /// <summary>Reads a snapshot written by <see cref="WriteTo"/>; InvalidDataException if damaged.</summary>
+    public static ShardIndex ReadFrom(Stream stream, HnswOptions hnswOptions)
+    {
+        try
+        {
+            using var reader = new BinaryReader(stream, System.Text.Encoding.UTF8, leaveOpen: true);
+            if (reader.ReadUInt32() != Magic)
+            {
+                throw new InvalidDataException("Not a shard snapshot.");
+            }
+
+            var version = reader.ReadInt32();
+            if (version != FormatVersion)
+            {
+                throw new InvalidDataException($"Unsupported shard snapshot version {version}.");
+            }
+
+            var index = new ShardIndex(hnswOptions);
+            var total = reader.ReadInt32();
+            index._seqOf = new long[Math.Max(256, total)];
+            for (var i = 0; i < total; i++)
+            {
+                index._seqOf[i] = reader.ReadInt64();
+            }
+
+            var docs = reader.ReadInt32();
+            for (var d = 0; d < docs; d++)
+            {
+                var doc = reader.ReadString();
+                var n = reader.ReadInt32();
+                var ids = new List<int>(n);
+                for (var i = 0; i < n; i++)
+                {
+                    ids.Add(reader.ReadInt32());
+                }
+
+                index._documents[doc] = ids;
+            }
+
+            if (reader.ReadBoolean())
+            {
+                index._hnsw = HnswIndex.ReadFrom(stream);
+            }
+
+            return index;
+        }
+        catch (EndOfStreamException ex)
+        {
+            throw new InvalidDataException("Shard snapshot is truncated.", ex);
+        }
+    }
+}

@@ -1,0 +1,176 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using RagOrleans.Abstractions;
+using RagOrleans.Grains.Collections;
+using RagOrleans.Grains.Storage;
+
+namespace RagOrleans.Grains.Ingestion;
+
+/// <summary>
+/// One document's ingestion: queued → processing → indexed | failed. The document record in the store is
+/// the durable state; a timer drives each attempt so callers never wait on the pipeline, and transient
+/// failures retry with exponential backoff until <see cref="RagOptions.IngestionMaxAttempts"/>.
+/// </summary>
+[GrainType("document")]
+public sealed class DocumentGrain(
+    IDocumentStore documents,
+    IBlobStore blobs,
+    DocumentProcessor processor,
+    IOptions<RagOptions> options,
+    TimeProvider clock,
+    ILogger<DocumentGrain> logger) : Grain, IDocumentGrain
+{
+    private const int EmbedBatchSize = 32;
+    private string _tenantId = "";
+    private string _collection = "";
+    private string _documentId = "";
+    private IGrainTimer? _timer;
+    private TaskCompletionSource? _completion;
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        var parts = Ids.Split(this.GetPrimaryKeyString(), 3);
+        (_tenantId, _collection, _documentId) = (parts[0], parts[1], parts[2]);
+        return Task.CompletedTask;
+    }
+
+    public Task Start()
+    {
+        Schedule(TimeSpan.Zero);
+        return Task.CompletedTask;
+    }
+
+    public async Task WaitForCompletion(TimeSpan timeout)
+    {
+        // Take the completion before reading the record, so a finish in between is not missed.
+        var completion = _completion ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var record = await documents.GetAsync(_tenantId, _collection, _documentId);
+        if (record is null || record.Status is DocumentStatus.Indexed or DocumentStatus.Failed)
+        {
+            return;
+        }
+
+        await Task.WhenAny(completion.Task, Task.Delay(timeout));
+    }
+
+    public async Task Delete()
+    {
+        _timer?.Dispose();
+        _timer = null;
+        var record = await documents.GetAsync(_tenantId, _collection, _documentId);
+        var settings = await Collection.GetSettings();
+        await Shard(settings).DeleteDocument(_documentId);
+        await blobs.DeleteAsync(RagStorage.DocumentBlobKey(_tenantId, _collection, _documentId));
+        await documents.DeleteAsync(_tenantId, _collection, _documentId);
+        logger.LogInformation("Document {DocumentId} deleted from {TenantId}/{Collection} (was {Status})",
+            _documentId, _tenantId, _collection, record?.Status);
+        Complete();
+        DeactivateOnIdle();
+    }
+
+    private void Schedule(TimeSpan due)
+    {
+        _timer?.Dispose();
+        _timer = this.RegisterGrainTimer(
+            static (self, ct) => self.RunAttemptAsync(ct),
+            this,
+            new GrainTimerCreationOptions { DueTime = due, Period = Timeout.InfiniteTimeSpan, Interleave = false, KeepAlive = true });
+    }
+
+    private async Task RunAttemptAsync(CancellationToken cancellationToken)
+    {
+        _timer?.Dispose();
+        _timer = null;
+        var record = await documents.GetAsync(_tenantId, _collection, _documentId, cancellationToken);
+        if (record is null || record.Status is DocumentStatus.Indexed or DocumentStatus.Failed)
+        {
+            Complete();
+            return;
+        }
+
+        var attempt = record.Attempts + 1;
+        record = record with { Status = DocumentStatus.Processing, Attempts = attempt, Error = null, UpdatedAt = clock.GetUtcNow() };
+        await documents.UpsertAsync(_tenantId, _collection, record, cancellationToken);
+        var started = clock.GetTimestamp();
+        try
+        {
+            var chunkCount = await IngestAsync(record, cancellationToken);
+            if (await documents.GetAsync(_tenantId, _collection, _documentId, cancellationToken) is null)
+            {
+                // Deleted while we worked: take back what we wrote.
+                var settings = await Collection.GetSettings();
+                await Shard(settings).DeleteDocument(_documentId);
+                Complete();
+                return;
+            }
+
+            await documents.UpsertAsync(_tenantId, _collection,
+                record with { Status = DocumentStatus.Indexed, ChunkCount = chunkCount, UpdatedAt = clock.GetUtcNow() }, cancellationToken);
+            logger.LogInformation("Document {DocumentId} of {TenantId}/{Collection} indexed: {Chunks} chunks in {ElapsedMs:F0} ms",
+                _documentId, _tenantId, _collection, chunkCount, clock.GetElapsedTime(started).TotalMilliseconds);
+            Complete();
+        }
+        catch (RagException ex) when (ex.Kind is not RagErrorKind.Unavailable)
+        {
+            // The content itself is the problem: retrying cannot help.
+            await FailAsync(record, ex.Message, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            if (attempt >= options.Value.IngestionMaxAttempts)
+            {
+                await FailAsync(record, $"Ingestion failed after {attempt} attempts: {ex.Message}", cancellationToken);
+                return;
+            }
+
+            var delay = options.Value.IngestionRetryDelay * Math.Pow(2, attempt - 1);
+            logger.LogWarning(ex, "Document {DocumentId} of {TenantId}/{Collection}: attempt {Attempt} failed; retrying in {Delay}",
+                _documentId, _tenantId, _collection, attempt, delay);
+            await documents.UpsertAsync(_tenantId, _collection,
+                record with { Status = DocumentStatus.Queued, Error = $"Attempt {attempt} failed: {ex.Message}", UpdatedAt = clock.GetUtcNow() }, cancellationToken);
+            Schedule(delay);
+        }
+    }
+
+    private async Task<int> IngestAsync(DocumentInfo record, CancellationToken cancellationToken)
+    {
+        var settings = await Collection.GetSettings();
+        var content = await blobs.GetAsync(RagStorage.DocumentBlobKey(_tenantId, _collection, _documentId), cancellationToken)
+            ?? throw new RagException(RagErrorKind.Unprocessable, "The uploaded content is missing from storage.");
+        var prepared = processor.Prepare(content, record.SourceType, record.FileName, record.Title, settings);
+        var embedder = GrainFactory.GetGrain<IEmbedderGrain>(0);
+        var chunks = new List<ChunkInput>(prepared.Chunks.Count);
+        for (var offset = 0; offset < prepared.Chunks.Count; offset += EmbedBatchSize)
+        {
+            var batch = prepared.Chunks.Skip(offset).Take(EmbedBatchSize).ToList();
+            var vectors = await embedder.Embed(settings.Model, batch.ConvertAll(c => c.EmbeddingText), EmbeddingKind.Document);
+            for (var i = 0; i < batch.Count; i++)
+            {
+                var c = batch[i];
+                chunks.Add(new ChunkInput(c.Ordinal, c.Text, c.Start, c.End, c.Section, c.Page, vectors[i]));
+            }
+        }
+
+        await Shard(settings).UpsertDocument(new ChunkDocument(_documentId, record.Title ?? prepared.Title, record.MetadataJson), chunks);
+        return chunks.Count;
+    }
+
+    private async Task FailAsync(DocumentInfo record, string error, CancellationToken cancellationToken)
+    {
+        logger.LogWarning("Document {DocumentId} of {TenantId}/{Collection} failed: {Error}", _documentId, _tenantId, _collection, error);
+        await documents.UpsertAsync(_tenantId, _collection,
+            record with { Status = DocumentStatus.Failed, Error = error, ChunkCount = 0, UpdatedAt = clock.GetUtcNow() }, cancellationToken);
+        Complete();
+    }
+
+    private void Complete()
+    {
+        _completion?.TrySetResult();
+        _completion = null;
+    }
+
+    private ICollectionGrain Collection => GrainFactory.GetGrain<ICollectionGrain>(Ids.Key(_tenantId, _collection));
+
+    private IIndexShardGrain Shard(CollectionSettings settings) => GrainFactory.GetGrain<IIndexShardGrain>(
+        Ids.Key(_tenantId, _collection, CollectionGrain.ShardOf(_documentId, settings.ShardCount).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+}

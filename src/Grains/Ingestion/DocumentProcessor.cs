@@ -1,0 +1,110 @@
+using RagOrleans.Abstractions;
+using RagOrleans.Grains.Embeddings;
+
+namespace RagOrleans.Grains.Ingestion;
+
+/// <summary>A chunk ready to embed: its text, where it came from, and the text the model sees.</summary>
+public sealed record PreparedChunk(int Ordinal, string Text, int Start, int End, string? Section, int? Page, string EmbeddingText);
+
+/// <summary>A parsed and chunked document.</summary>
+public sealed record PreparedDocument(string? Title, IReadOnlyList<PreparedChunk> Chunks);
+
+/// <summary>
+/// Parse → chunk → context prefix. Each chunk is embedded with its document title and section heading in
+/// front, so a passage that never repeats its topic words is still found by them; the chunk budget leaves
+/// room for that prefix so nothing is cut off by the model's 256-piece limit.
+/// </summary>
+public sealed class DocumentProcessor(IEmbeddingService embeddings)
+{
+    /// <summary>Word pieces reserved for the title/heading prefix.</summary>
+    public const int PrefixBudget = 24;
+
+    private static readonly IDocumentParser[] Parsers = [new MarkdownParser(), new PlainTextParser()];
+
+    public PreparedDocument Prepare(byte[] content, string sourceType, string? fileName, string? title, CollectionSettings settings)
+    {
+        var parser = Array.Find(Parsers, p => p.CanParse(sourceType))
+            ?? throw new RagException(RagErrorKind.UnsupportedMediaType, $"Documents of type '{sourceType}' are not supported.");
+        ParsedDocument parsed;
+        using (var stream = new MemoryStream(content, writable: false))
+        {
+            parsed = parser.Parse(stream, fileName);
+        }
+
+        if (string.IsNullOrWhiteSpace(parsed.Text))
+        {
+            throw new RagException(RagErrorKind.Unprocessable, "The document contains no text.");
+        }
+
+        var tokens = embeddings.Tokenizer;
+        var maxTokens = embeddings.MaxTokens - 2 - PrefixBudget;
+        var chunker = new TextChunker(tokens, new ChunkingOptions
+        {
+            MaxTokens = maxTokens,
+            TargetTokens = Math.Min(settings.ChunkTargetTokens, maxTokens),
+            OverlapTokens = Math.Min(settings.ChunkOverlapTokens, settings.ChunkTargetTokens / 2),
+        });
+        var docTitle = string.IsNullOrWhiteSpace(title) ? parsed.Title : title;
+        var chunks = chunker.Chunk(parsed);
+        if (chunks.Count == 0)
+        {
+            throw new RagException(RagErrorKind.Unprocessable, "The document contains no indexable text.");
+        }
+
+        var prepared = new List<PreparedChunk>(chunks.Count);
+        foreach (var c in chunks)
+        {
+            prepared.Add(new PreparedChunk(c.Index, c.Text, c.Start, c.End, c.HeadingPath, c.Page,
+                Prefix(tokens, docTitle, c.HeadingPath) + c.Text));
+        }
+
+        return new PreparedDocument(docTitle, prepared);
+    }
+
+    /// <summary>"Title › Heading\n" within <see cref="PrefixBudget"/> word pieces (the heading path repeats the H1, so it is dropped).</summary>
+    internal static string Prefix(ITokenCounter tokens, string? title, string? headingPath)
+    {
+        var heading = headingPath;
+        if (!string.IsNullOrWhiteSpace(title) && heading is not null && heading.StartsWith(title, StringComparison.OrdinalIgnoreCase))
+        {
+            heading = heading[title.Length..].TrimStart(' ', '>').Trim();
+        }
+
+        string[] candidates =
+        [
+            Join(title, heading),
+            Join(title, LastSegment(heading)),
+            Join(null, LastSegment(heading)),
+            Join(title, null),
+        ];
+        foreach (var candidate in candidates)
+        {
+            if (candidate.Length > 0 && tokens.CountTokens(candidate) <= PrefixBudget)
+            {
+                return candidate + "\n";
+            }
+        }
+
+        return "";
+    }
+
+    private static string Join(string? title, string? heading) =>
+        (string.IsNullOrWhiteSpace(title), string.IsNullOrWhiteSpace(heading)) switch
+        {
+            (false, false) => $"{title!.Trim()} > {heading!.Trim()}",
+            (false, true) => title!.Trim(),
+            (true, false) => heading!.Trim(),
+            _ => "",
+        };
+
+    private static string? LastSegment(string? heading)
+    {
+        if (heading is null)
+        {
+            return null;
+        }
+
+        var i = heading.LastIndexOf(" > ", StringComparison.Ordinal);
+        return i < 0 ? heading : heading[(i + 3)..];
+    }
+}

@@ -1,0 +1,47 @@
+namespace RagOrleans.Grains;
+
+/// <summary>Service configuration, bound from the <c>Rag</c> section.</summary>
+public sealed class RagOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "Rag";
+
+    /// <summary><c>embedded</c> (default: one process, SQLite + files) or <c>cluster</c>.</summary>
+    public string Mode { get; set; } = "embedded";
+
+    /// <summary>Folder of the embedded mode's database, snapshots, blobs and generated operator key.</summary>
+    public string DataDir { get; set; } = "./data";
+
+    /// <summary>The operator's API key; generated into the data folder when unset.</summary>
+    public string? OperatorKey { get; set; }
+
+    /// <summary>Largest accepted document upload in bytes.</summary>
+    public long MaxUploadBytes { get; set; } = 32 * 1024 * 1024;
+
+    /// <summary>Index shards of a new collection.</summary>
+    public int DefaultShardCount { get; set; } = 1;
+
+    /// <summary>How often a changed shard writes a snapshot.</summary>
+    public TimeSpan SnapshotInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Ingestion attempts before a document is marked failed.</summary>
+    public int IngestionMaxAttempts { get; set; } = 5;
+
+    /// <summary>Delay before the first retry; doubles per attempt.</summary>
+    public TimeSpan IngestionRetryDelay { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Optional ONNX model file overriding the one shipped in the model package.</summary>
+    public string? ModelPath { get; set; }
+
+    /// <summary>Optional vocab.txt matching <see cref="ModelPath"/>.</summary>
+    public string? VocabPath { get; set; }
+
+    /// <summary>HNSW search breadth (ef); raised to top-k when smaller.</summary>
+    public int EfSearch { get; set; } = 64;
+
+    /// <summary>Below this many chunks a shard scans exactly instead of walking the graph.</summary>
+    public int ExactSearchThreshold { get; set; } = 2000;
+
+    /// <summary>Resolved absolute data folder.</summary>
+    public string ResolvedDataDir => Path.GetFullPath(DataDir);
+}

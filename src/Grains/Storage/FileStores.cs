@@ -1,0 +1,127 @@
+using System.Globalization;
+
+namespace RagOrleans.Grains.Storage;
+
+/// <summary>Maps validated composite keys (a/b/c) to folders; ids never contain separators or '..'.</summary>
+internal static class KeyPaths
+{
+    public static string Combine(string root, string key)
+    {
+        var parts = key.Split('/');
+        foreach (var part in parts)
+        {
+            if (part.Length == 0 || part == "." || part == ".." || part.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0)
+            {
+                throw new ArgumentException($"Unsafe storage key '{key}'.", nameof(key));
+            }
+        }
+
+        return Path.Combine([root, .. parts]);
+    }
+
+    /// <summary>Writes through a temporary file, flushes it to disk and renames it into place.</summary>
+    public static async Task WriteAtomicAsync(string path, Func<Stream, CancellationToken, Task> write, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var temp = path + ".tmp-" + Guid.NewGuid().ToString("N");
+        try
+        {
+            await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+            {
+                await write(stream, cancellationToken).ConfigureAwait(false);
+                await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
+                stream.Flush(flushToDisk: true);
+            }
+
+            File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
+        }
+    }
+}
+
+/// <summary>Uploaded content as files under the data folder.</summary>
+public sealed class FileBlobStore(string root) : IBlobStore
+{
+    public Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default) =>
+        KeyPaths.WriteAtomicAsync(KeyPaths.Combine(root, key) + ".blob", (s, ct) => s.WriteAsync(content, ct).AsTask(), cancellationToken);
+
+    public async Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken = default)
+    {
+        var path = KeyPaths.Combine(root, key) + ".blob";
+        return File.Exists(path) ? await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false) : null;
+    }
+
+    public Task DeleteAsync(string key, CancellationToken cancellationToken = default)
+    {
+        File.Delete(KeyPaths.Combine(root, key) + ".blob");
+        return Task.CompletedTask;
+    }
+
+    public Task DeletePrefixAsync(string prefix, CancellationToken cancellationToken = default)
+    {
+        var path = KeyPaths.Combine(root, prefix);
+        if (Directory.Exists(path))
+        {
+            Directory.Delete(path, recursive: true);
+        }
+
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>
+/// Snapshots as files named by watermark under the data folder. A snapshot becomes visible by an atomic
+/// rename after it is flushed, so a crash mid-write leaves the previous one in place.
+/// </summary>
+public sealed class FileSnapshotStore(string root) : ISnapshotStore
+{
+    private const string Extension = ".snap";
+
+    public async Task SaveAsync(string shardKey, long watermark, Func<Stream, CancellationToken, Task> write, CancellationToken cancellationToken = default)
+    {
+        var folder = KeyPaths.Combine(root, shardKey);
+        var path = Path.Combine(folder, watermark.ToString("D19", CultureInfo.InvariantCulture) + Extension);
+        await KeyPaths.WriteAtomicAsync(path, write, cancellationToken).ConfigureAwait(false);
+        foreach (var old in Directory.EnumerateFiles(folder, "*" + Extension))
+        {
+            if (string.CompareOrdinal(Path.GetFileName(old), Path.GetFileName(path)) < 0)
+            {
+                File.Delete(old);
+            }
+        }
+    }
+
+    public Task<SnapshotHandle?> OpenLatestAsync(string shardKey, CancellationToken cancellationToken = default)
+    {
+        var folder = KeyPaths.Combine(root, shardKey);
+        if (!Directory.Exists(folder))
+        {
+            return Task.FromResult<SnapshotHandle?>(null);
+        }
+
+        var latest = Directory.EnumerateFiles(folder, "*" + Extension).Max(StringComparer.Ordinal);
+        if (latest is null)
+        {
+            return Task.FromResult<SnapshotHandle?>(null);
+        }
+
+        var watermark = long.Parse(Path.GetFileNameWithoutExtension(latest), CultureInfo.InvariantCulture);
+        Stream stream = new FileStream(latest, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+        return Task.FromResult<SnapshotHandle?>(new SnapshotHandle(watermark, stream));
+    }
+
+    public Task DeleteAsync(string shardKey, CancellationToken cancellationToken = default)
+    {
+        var folder = KeyPaths.Combine(root, shardKey);
+        if (Directory.Exists(folder))
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+
+        return Task.CompletedTask;
+    }
+}

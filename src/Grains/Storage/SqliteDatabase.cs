@@ -1,0 +1,93 @@
+using Microsoft.Data.Sqlite;
+
+namespace RagOrleans.Grains.Storage;
+
+/// <summary>
+/// The embedded mode's single SQLite file. WAL journal so readers never block the writer, and
+/// synchronous=FULL so a committed transaction survives a crash: acknowledged writes rely on it.
+/// </summary>
+public sealed class SqliteDatabase
+{
+    private const int SchemaVersion = 1;
+    private readonly string _connectionString;
+
+    public SqliteDatabase(string path)
+    {
+        Path = path;
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = true,
+            DefaultTimeout = 30,
+        }.ToString();
+        Initialize();
+    }
+
+    /// <summary>The database file.</summary>
+    public string Path { get; }
+
+    /// <summary>Opens a pooled connection with the session pragmas set.</summary>
+    public async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken = default)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        using var pragma = connection.CreateCommand();
+        pragma.CommandText = "PRAGMA synchronous=FULL;";
+        await pragma.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        return connection;
+    }
+
+    /// <summary>Opens a connection synchronously (start-up paths only).</summary>
+    public SqliteConnection Open()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        using var pragma = connection.CreateCommand();
+        pragma.CommandText = "PRAGMA synchronous=FULL;";
+        pragma.ExecuteNonQuery();
+        return connection;
+    }
+
+    private void Initialize()
+    {
+        using var connection = Open();
+        using var tx = connection.BeginTransaction();
+        using var command = connection.CreateCommand();
+        command.Transaction = tx;
+        command.CommandText = """
+            PRAGMA journal_mode=WAL;
+            CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS grain_state (
+                grain_id TEXT NOT NULL, state_name TEXT NOT NULL, etag TEXT NOT NULL, data BLOB NOT NULL,
+                PRIMARY KEY (grain_id, state_name)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS documents (
+                tenant TEXT NOT NULL, collection TEXT NOT NULL, id TEXT NOT NULL,
+                title TEXT, status INTEGER NOT NULL, chunk_count INTEGER NOT NULL, error TEXT,
+                source_type TEXT NOT NULL, file_name TEXT, size_bytes INTEGER NOT NULL, content_hash TEXT NOT NULL,
+                metadata TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, attempts INTEGER NOT NULL,
+                PRIMARY KEY (tenant, collection, id)) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS documents_unfinished ON documents (status) WHERE status IN (0, 1);
+            CREATE TABLE IF NOT EXISTS chunk_log (
+                shard TEXT NOT NULL, seq INTEGER NOT NULL, op INTEGER NOT NULL, doc_id TEXT NOT NULL,
+                ordinal INTEGER NOT NULL, text TEXT, vector BLOB, start_offset INTEGER NOT NULL, end_offset INTEGER NOT NULL,
+                section TEXT, page INTEGER, title TEXT, metadata TEXT,
+                PRIMARY KEY (shard, seq)) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS chunk_log_doc ON chunk_log (shard, doc_id);
+            CREATE TABLE IF NOT EXISTS conversation_turns (
+                tenant TEXT NOT NULL, user_id TEXT NOT NULL, conversation TEXT NOT NULL, seq INTEGER NOT NULL,
+                collection TEXT NOT NULL, turn TEXT NOT NULL,
+                PRIMARY KEY (tenant, user_id, conversation, seq)) WITHOUT ROWID;
+            """;
+        command.ExecuteNonQuery();
+        command.CommandText = "SELECT COUNT(*) FROM schema_version";
+        if (Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
+        {
+            command.CommandText = $"INSERT INTO schema_version (version) VALUES ({SchemaVersion})";
+            command.ExecuteNonQuery();
+        }
+
+        tx.Commit();
+    }
+}

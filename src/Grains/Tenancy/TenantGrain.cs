@@ -1,0 +1,210 @@
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using RagOrleans.Abstractions;
+using RagOrleans.Grains.Storage;
+
+namespace RagOrleans.Grains.Tenancy;
+
+[GenerateSerializer, Alias("rag.StoredKey")]
+public sealed record StoredKey(
+    [property: Id(0)] string Id,
+    [property: Id(1)] string Role,
+    [property: Id(2)] string UserId,
+    [property: Id(3)] byte[] Salt,
+    [property: Id(4)] byte[] Hash,
+    [property: Id(5)] DateTimeOffset CreatedAt);
+
+[GenerateSerializer, Alias("rag.TenantState")]
+public sealed class TenantState
+{
+    [Id(0)] public bool Exists { get; set; }
+    [Id(1)] public string Name { get; set; } = "";
+    [Id(2)] public DateTimeOffset CreatedAt { get; set; }
+    [Id(3)] public Dictionary<string, StoredKey> Keys { get; set; } = [];
+    [Id(4)] public SortedSet<string> Collections { get; set; } = new(StringComparer.Ordinal);
+}
+
+[GrainType("tenant")]
+public sealed class TenantGrain(
+    [PersistentState("tenant", RagStorage.GrainStateProvider)] IPersistentState<TenantState> state,
+    IConversationStore conversations,
+    TimeProvider clock,
+    ILogger<TenantGrain> logger) : Grain, ITenantGrain
+{
+    private string TenantId => this.GetPrimaryKeyString();
+
+    public async Task<CreatedTenant> Create(string name)
+    {
+        if (state.State.Exists)
+        {
+            throw RagException.Conflict($"Tenant '{TenantId}' already exists.");
+        }
+
+        state.State = new TenantState { Exists = true, Name = name, CreatedAt = clock.GetUtcNow() };
+        var key = NewKey(Roles.Admin, "admin");
+        await state.WriteStateAsync();
+        await GrainFactory.GetGrain<ITenantDirectoryGrain>(ITenantDirectoryGrain.Key).Register(TenantId);
+        logger.LogInformation("Tenant {TenantId} created", TenantId);
+        return new CreatedTenant(Info(), key);
+    }
+
+    public Task<TenantInfo> Get() => Task.FromResult(Info());
+
+    public async Task Delete()
+    {
+        RequireExists();
+        foreach (var collection in state.State.Collections.ToArray())
+        {
+            await GrainFactory.GetGrain<ICollectionGrain>(Ids.Key(TenantId, collection)).Delete();
+        }
+
+        await conversations.DeleteTenantAsync(TenantId);
+        await GrainFactory.GetGrain<ITenantDirectoryGrain>(ITenantDirectoryGrain.Key).Unregister(TenantId);
+        await state.ClearStateAsync();
+        state.State = new TenantState();
+        logger.LogInformation("Tenant {TenantId} deleted", TenantId);
+        DeactivateOnIdle();
+    }
+
+    public Task<KeyPrincipal?> Authenticate(string keyId, string secret)
+    {
+        if (!state.State.Exists || !state.State.Keys.TryGetValue(keyId, out var key))
+        {
+            return Task.FromResult<KeyPrincipal?>(null);
+        }
+
+        var presented = Hash(key.Salt, secret);
+        return Task.FromResult(CryptographicOperations.FixedTimeEquals(presented, key.Hash)
+            ? new KeyPrincipal(TenantId, key.Id, key.Role, key.UserId)
+            : null);
+    }
+
+    public async Task<CreatedApiKey> CreateKey(string role, string userId)
+    {
+        RequireExists();
+        if (!Roles.IsTenantRole(role))
+        {
+            throw RagException.Invalid($"Invalid role '{role}': use 'admin' or 'user'.");
+        }
+
+        Ids.RequireName(userId, "user id");
+        var created = NewKey(role, userId);
+        await state.WriteStateAsync();
+        logger.LogInformation("Key {KeyId} ({Role}) created for tenant {TenantId}", created.Info.Id, role, TenantId);
+        return created;
+    }
+
+    public Task<IReadOnlyList<ApiKeyInfo>> ListKeys()
+    {
+        RequireExists();
+        IReadOnlyList<ApiKeyInfo> keys = state.State.Keys.Values
+            .OrderBy(k => k.CreatedAt).ThenBy(k => k.Id, StringComparer.Ordinal)
+            .Select(k => new ApiKeyInfo(k.Id, k.Role, k.UserId, k.CreatedAt)).ToList();
+        return Task.FromResult(keys);
+    }
+
+    public async Task RevokeKey(string keyId)
+    {
+        RequireExists();
+        if (!state.State.Keys.Remove(keyId))
+        {
+            throw RagException.NotFound($"Key '{keyId}' not found.");
+        }
+
+        await state.WriteStateAsync();
+        logger.LogInformation("Key {KeyId} revoked for tenant {TenantId}", keyId, TenantId);
+    }
+
+    public async Task AddCollection(string name)
+    {
+        RequireExists();
+        if (!state.State.Collections.Add(name))
+        {
+            throw RagException.Conflict($"Collection '{name}' already exists.");
+        }
+
+        await state.WriteStateAsync();
+    }
+
+    public async Task RemoveCollection(string name)
+    {
+        if (state.State.Collections.Remove(name))
+        {
+            await state.WriteStateAsync();
+        }
+    }
+
+    public Task<IReadOnlyList<string>> ListCollections()
+    {
+        RequireExists();
+        return Task.FromResult<IReadOnlyList<string>>([.. state.State.Collections]);
+    }
+
+    private CreatedApiKey NewKey(string role, string userId)
+    {
+        var keyId = "k" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+        var secret = Base64Url(RandomNumberGenerator.GetBytes(32));
+        var salt = RandomNumberGenerator.GetBytes(16);
+        var stored = new StoredKey(keyId, role, userId, salt, Hash(salt, secret), clock.GetUtcNow());
+        state.State.Keys[keyId] = stored;
+        return new CreatedApiKey(new ApiKeyInfo(keyId, role, userId, stored.CreatedAt), ApiKeyFormat.Format(TenantId, keyId, secret));
+    }
+
+    // Secrets are 256 random bits, so a salted SHA-256 is enough: a slow KDF only helps low-entropy passwords.
+    private static byte[] Hash(byte[] salt, string secret)
+    {
+        var secretBytes = System.Text.Encoding.UTF8.GetBytes(secret);
+        var buffer = new byte[salt.Length + secretBytes.Length];
+        salt.CopyTo(buffer, 0);
+        secretBytes.CopyTo(buffer, salt.Length);
+        return SHA256.HashData(buffer);
+    }
+
+    private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    private TenantInfo Info()
+    {
+        RequireExists();
+        return new TenantInfo(TenantId, state.State.Name, state.State.CreatedAt);
+    }
+
+    private void RequireExists()
+    {
+        if (!state.State.Exists)
+        {
+            throw RagException.NotFound($"Tenant '{TenantId}' not found.");
+        }
+    }
+}
+
+[GenerateSerializer, Alias("rag.TenantDirectoryState")]
+public sealed class TenantDirectoryState
+{
+    [Id(0)] public SortedSet<string> Tenants { get; set; } = new(StringComparer.Ordinal);
+}
+
+[GrainType("tenant-directory")]
+public sealed class TenantDirectoryGrain(
+    [PersistentState("directory", RagStorage.GrainStateProvider)] IPersistentState<TenantDirectoryState> state) : Grain, ITenantDirectoryGrain
+{
+    public async Task<bool> Register(string tenantId)
+    {
+        if (!state.State.Tenants.Add(tenantId))
+        {
+            return false;
+        }
+
+        await state.WriteStateAsync();
+        return true;
+    }
+
+    public async Task Unregister(string tenantId)
+    {
+        if (state.State.Tenants.Remove(tenantId))
+        {
+            await state.WriteStateAsync();
+        }
+    }
+
+    public Task<IReadOnlyList<string>> List() => Task.FromResult<IReadOnlyList<string>>([.. state.State.Tenants]);
+}

@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using System.Net;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace RagOrleans.EndToEnd.Tests;
+
+/// <summary>Ingests the 177 real Orleans documentation pages and asks questions about them.</summary>
+public sealed class OrleansDocsTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task Questions_about_the_Orleans_docs_find_the_right_page()
+    {
+        var root = Path.Combine(TestPaths.SharedData, "docs", "md", "orleans");
+        var files = Directory.GetFiles(root, "*.md", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(177, files.Length);
+
+        await using var service = await ServiceProcess.StartAsync(TestPaths.NewTempDir("orleans-docs"));
+        var (_, adminKey) = await service.CreateTenant("docs");
+        using var admin = service.Client(adminKey);
+        await (await admin.PostJson("/v1/collections", new { name = "orleans" })).ExpectJson(HttpStatusCode.Created);
+
+        var watch = Stopwatch.StartNew();
+        foreach (var file in files)
+        {
+            using var form = new MultipartFormDataContent();
+            form.Add(new ByteArrayContent(await File.ReadAllBytesAsync(file)), "file", Path.GetFileName(file));
+            form.Add(new StringContent(IdOf(root, file)), "id");
+            await (await admin.PostAsync("/v1/collections/orleans/documents", form)).ExpectJson(HttpStatusCode.Accepted);
+        }
+
+        // Everything was accepted at once; wait for the pipeline to finish every document.
+        long chunks = 0;
+        while (watch.Elapsed < TimeSpan.FromMinutes(8))
+        {
+            var docs = (await (await admin.GetAsync("/v1/collections/orleans/documents?limit=1000")).ExpectJson(HttpStatusCode.OK))["documents"]!.AsArray();
+            Assert.DoesNotContain(docs, d => d.Str("status") == "failed");
+            if (docs.Count == files.Length && docs.All(d => d.Str("status") == "indexed"))
+            {
+                chunks = docs.Sum(d => d!["chunkCount"]!.GetValue<long>());
+                break;
+            }
+
+            await Task.Delay(500);
+        }
+
+        var elapsed = watch.Elapsed;
+        Assert.True(chunks > 0, "not all documents were indexed in time");
+        output.WriteLine($"Ingested {files.Length} pages, {chunks} chunks in {elapsed.TotalSeconds:F1} s: {files.Length / elapsed.TotalSeconds:F1} docs/s, {chunks / elapsed.TotalSeconds:F1} chunks/s");
+
+        var questions = new (string Question, string[] Expected)[]
+        {
+            ("what is the difference between timers and reminders", ["grains_timers-and-reminders", "grains_timers", "grains_reminders"]),
+            ("How do I configure ADO.NET clustering with a database?", ["host_configuration-guide_configuring-ado-dot-net-providers", "host_configuration-guide_adonet-configuration"]),
+            ("How do I write unit tests for grains with the test cluster?", ["grains_testing", "implementation_testing"]),
+            ("What is a stateless worker grain?", ["grains_stateless-worker-grains"]),
+            ("How do grain call filters intercept calls?", ["grains_interceptors"]),
+        };
+        var latencies = new List<double>();
+        var top3 = 0;
+        foreach (var (question, expected) in questions)
+        {
+            var sw = Stopwatch.StartNew();
+            var results = await admin.Search("orleans", question, 5);
+            latencies.Add(sw.Elapsed.TotalMilliseconds);
+            var ids = results.Select(r => r.Str("documentId")).ToList();
+            output.WriteLine($"{question} -> {string.Join(", ", ids)}");
+            if (ids.Take(3).Any(id => expected.Contains(id)))
+            {
+                top3++;
+            }
+        }
+
+        var first = await admin.Search("orleans", questions[0].Question, 3);
+        Assert.StartsWith("grains_timers", first[0].Str("documentId"), StringComparison.Ordinal);
+        Assert.True(top3 >= 4, $"only {top3}/5 questions found their page in the top 3");
+
+        var chat = await (await admin.PostJson("/v1/collections/orleans/chat", new { message = questions[0].Question })).ExpectJson(HttpStatusCode.OK);
+        output.WriteLine("Answer: " + chat.Str("answer"));
+        Assert.Contains(chat["citations"]!.AsArray(), c => c.Str("documentId").StartsWith("grains_timers", StringComparison.Ordinal));
+
+        for (var i = 0; i < 20; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            await admin.Search("orleans", "grain persistence with Redis " + i, 10);
+            latencies.Add(sw.Elapsed.TotalMilliseconds);
+        }
+
+        latencies.Sort();
+        output.WriteLine($"search latency over HTTP: p50 {latencies[latencies.Count / 2]:F1} ms, max {latencies[^1]:F1} ms");
+    }
+
+    private static string IdOf(string root, string file) =>
+        Path.GetRelativePath(root, file)[..^3].Replace(Path.DirectorySeparatorChar, '_');
+}

@@ -1,0 +1,220 @@
+using RagOrleans.Grains.Embeddings;
+using Xunit;
+
+namespace RagOrleans.Unit.Tests.Embeddings;
+
+[Collection(EmbeddingModelCollection.Name)]
+public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Concurrent_callers_each_get_their_own_vector()
+    {
+        var model = fixture.Model;
+        var texts = Enumerable.Range(0, 64)
+            .Select(i => i % 3 == 0
+                ? $"query number {i}: how do grains handle reentrancy?"
+                : string.Join(' ', Enumerable.Repeat($"document {i} discusses silo membership and clustering", 1 + (i % 5))))
+            .ToArray();
+        var purposes = texts.Select((_, i) => i % 3 == 0 ? EmbeddingPurpose.Query : EmbeddingPurpose.Document).ToArray();
+        var counting = new CountingModel(model);
+        await using var batcher = new EmbeddingBatcher(counting);
+
+        var results = await Task.WhenAll(texts.Select((t, i) => Task.Run(() => batcher.EmbedAsync(t, purposes[i]).AsTask())))
+            .WaitAsync(Timeout);
+
+        for (var i = 0; i < texts.Length; i++)
+        {
+            var direct = model.Embed([texts[i]], purposes[i])[0];
+            Assert.True(OnnxEmbeddingModelTests.Cosine(direct, results[i]) > 0.9999, $"text {i}");
+        }
+
+        Assert.True(counting.Calls < texts.Length, $"{counting.Calls} model calls for {texts.Length} texts: nothing was coalesced");
+    }
+
+    [Fact]
+    public async Task EmbedMany_keeps_the_callers_order()
+    {
+        await using var batcher = new EmbeddingBatcher(fixture.Model);
+        string[] texts = ["alpha", "a considerably longer second text about clustering", "gamma"];
+
+        var vectors = await batcher.EmbedManyAsync(texts, EmbeddingPurpose.Document).WaitAsync(Timeout);
+
+        var direct = fixture.Model.Embed(texts, EmbeddingPurpose.Document);
+        for (var i = 0; i < texts.Length; i++)
+        {
+            Assert.True(OnnxEmbeddingModelTests.Cosine(direct[i], vectors[i]) > 0.9999);
+        }
+    }
+
+    [Fact]
+    public async Task A_cancelled_waiter_is_dropped_before_the_model_runs()
+    {
+        var model = new GatedModel();
+        await using var batcher = new EmbeddingBatcher(model);
+
+        // The first call occupies the worker inside the model, so the next two queue behind it.
+        var blocker = batcher.EmbedAsync("blocker", EmbeddingPurpose.Document).AsTask();
+        await model.Entered.Task.WaitAsync(Timeout);
+        using var cts = new CancellationTokenSource();
+        var cancelled = batcher.EmbedAsync("cancelled", EmbeddingPurpose.Document, cts.Token).AsTask();
+        var kept = batcher.EmbedAsync("kept", EmbeddingPurpose.Document).AsTask();
+        await cts.CancelAsync();
+        model.Release.SetResult();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled.WaitAsync(Timeout));
+        Assert.Equal(GatedModel.VectorFor("kept"), await kept.WaitAsync(Timeout));
+        Assert.Equal(GatedModel.VectorFor("blocker"), await blocker.WaitAsync(Timeout));
+        Assert.DoesNotContain("cancelled", model.Seen);
+    }
+
+    [Fact]
+    public async Task Queued_queries_jump_ahead_of_queued_documents()
+    {
+        var model = new GatedModel();
+        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { MaxTextsPerRound = 1 });
+
+        var blocker = batcher.EmbedAsync("blocker", EmbeddingPurpose.Document).AsTask();
+        await model.Entered.Task.WaitAsync(Timeout);
+        var document = batcher.EmbedAsync("document", EmbeddingPurpose.Document).AsTask();
+        var query = batcher.EmbedAsync("query", EmbeddingPurpose.Query).AsTask();
+        model.Release.SetResult();
+        await Task.WhenAll(blocker, document, query).WaitAsync(Timeout);
+
+        Assert.Equal(["blocker", "query", "document"], model.Seen);
+    }
+
+    [Fact]
+    public async Task Repeated_queries_are_served_from_the_cache()
+    {
+        var model = new CountingModel(fixture.Model);
+        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { QueryCacheCapacity = 2 });
+
+        var first = await batcher.EmbedAsync("what is a grain?", EmbeddingPurpose.Query);
+        var second = await batcher.EmbedAsync("what is a grain?", EmbeddingPurpose.Query);
+        await batcher.EmbedAsync("what is a grain?", EmbeddingPurpose.Document);
+
+        Assert.Equal(first, second);
+        Assert.NotSame(first, second);
+        Assert.Equal(2, model.Calls);
+    }
+
+    [Fact]
+    public async Task Model_failures_reach_the_callers()
+    {
+        await using var batcher = new EmbeddingBatcher(new FailingModel());
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => batcher.EmbedAsync("x", EmbeddingPurpose.Document).AsTask().WaitAsync(Timeout));
+        Assert.Equal("boom", error.Message);
+    }
+
+    [Fact]
+    public async Task Disposal_fails_queued_work_and_refuses_new_work()
+    {
+        var model = new GatedModel();
+        var batcher = new EmbeddingBatcher(model);
+        var blocker = batcher.EmbedAsync("blocker", EmbeddingPurpose.Document).AsTask();
+        await model.Entered.Task.WaitAsync(Timeout);
+        var queued = batcher.EmbedAsync("queued", EmbeddingPurpose.Document).AsTask();
+
+        var disposing = batcher.DisposeAsync().AsTask();
+        model.Release.SetResult();
+        await disposing.WaitAsync(Timeout);
+
+        Assert.Equal(GatedModel.VectorFor("blocker"), await blocker);
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => queued);
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => batcher.EmbedAsync("late", EmbeddingPurpose.Document).AsTask());
+    }
+
+    private sealed class CountingModel(IEmbeddingModel inner) : IEmbeddingModel
+    {
+        private int _calls;
+
+        public int Calls => Volatile.Read(ref _calls);
+
+        public EmbeddingModelDescriptor Descriptor => inner.Descriptor;
+
+        public ITokenCounter Tokenizer => inner.Tokenizer;
+
+        public float[][] Embed(IReadOnlyList<string> texts, EmbeddingPurpose purpose)
+        {
+            Interlocked.Increment(ref _calls);
+            return inner.Embed(texts, purpose);
+        }
+    }
+
+    // Blocks inside its first call until released, so tests can queue work deterministically behind it.
+    private sealed class GatedModel : IEmbeddingModel
+    {
+        private readonly Lock _lock = new();
+
+        public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public List<string> Seen { get; } = [];
+
+        public EmbeddingModelDescriptor Descriptor => EmbeddingModelDescriptor.MiniLmL6V2;
+
+        public ITokenCounter Tokenizer => throw new NotSupportedException();
+
+        public static float[] VectorFor(string text) => [text.Length, 1];
+
+        public float[][] Embed(IReadOnlyList<string> texts, EmbeddingPurpose purpose)
+        {
+            lock (_lock)
+            {
+                Seen.AddRange(texts);
+            }
+
+            Entered.TrySetResult();
+            Release.Task.Wait(Timeout);
+            return texts.Select(VectorFor).ToArray();
+        }
+    }
+
+    private sealed class FailingModel : IEmbeddingModel
+    {
+        public EmbeddingModelDescriptor Descriptor => EmbeddingModelDescriptor.MiniLmL6V2;
+
+        public ITokenCounter Tokenizer => throw new NotSupportedException();
+
+        public float[][] Embed(IReadOnlyList<string> texts, EmbeddingPurpose purpose) => throw new InvalidOperationException("boom");
+    }
+}
+
+public sealed class EmbeddingCacheTests
+{
+    [Fact]
+    public void Evicts_the_least_recently_used_entry()
+    {
+        var cache = new EmbeddingCache(2);
+        cache.Add(EmbeddingPurpose.Query, "a", [1]);
+        cache.Add(EmbeddingPurpose.Query, "b", [2]);
+        Assert.True(cache.TryGet(EmbeddingPurpose.Query, "a", out _));
+
+        cache.Add(EmbeddingPurpose.Query, "c", [3]);
+
+        Assert.Equal(2, cache.Count);
+        Assert.True(cache.TryGet(EmbeddingPurpose.Query, "a", out var a));
+        Assert.Equal([1f], a);
+        Assert.False(cache.TryGet(EmbeddingPurpose.Query, "b", out _));
+        Assert.True(cache.TryGet(EmbeddingPurpose.Query, "c", out _));
+    }
+
+    [Fact]
+    public void Keys_include_the_purpose_and_entries_cannot_be_mutated_from_outside()
+    {
+        var cache = new EmbeddingCache(4);
+        float[] stored = [1, 2];
+        cache.Add(EmbeddingPurpose.Query, "t", stored);
+        stored[0] = 99;
+
+        Assert.False(cache.TryGet(EmbeddingPurpose.Document, "t", out _));
+        Assert.True(cache.TryGet(EmbeddingPurpose.Query, "t", out var hit));
+        hit[1] = 99;
+        Assert.True(cache.TryGet(EmbeddingPurpose.Query, "t", out var again));
+        Assert.Equal([1f, 2f], again);
+    }
+}

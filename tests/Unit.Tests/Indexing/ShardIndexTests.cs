@@ -1,0 +1,104 @@
+using RagOrleans.Grains.Indexing;
+using RagOrleans.Grains.Storage;
+using Xunit;
+
+namespace RagOrleans.Unit.Tests.Indexing;
+
+public sealed class ShardIndexTests
+{
+    private static readonly HnswOptions Options = new() { ExactSearchThreshold = 0 };
+
+    [Fact]
+    public void Replaying_the_log_on_top_of_a_snapshot_equals_applying_everything()
+    {
+        var random = new Random(7);
+        var entries = new List<ChunkLogEntry>();
+        long seq = 0;
+        for (var d = 0; d < 40; d++)
+        {
+            for (var c = 0; c < 3; c++)
+            {
+                entries.Add(new ChunkLogEntry(++seq, ChunkOp.Add, $"d{d}", c, null, UnitVector(random, 32), 0, 0, null, null, null, null));
+            }
+
+            if (d % 7 == 3)
+            {
+                entries.Add(new ChunkLogEntry(++seq, ChunkOp.DeleteDocument, $"d{d - 2}", 0, null, null, 0, 0, null, null, null, null));
+            }
+        }
+
+        var full = new ShardIndex(Options);
+        entries.ForEach(full.Apply);
+
+        var cut = entries.Count / 2;
+        var partial = new ShardIndex(Options);
+        entries.Take(cut).ToList().ForEach(partial.Apply);
+        var snapshot = new MemoryStream();
+        partial.WriteTo(snapshot);
+        snapshot.Position = 0;
+        var restored = ShardIndex.ReadFrom(snapshot, Options);
+        entries.Skip(cut).ToList().ForEach(restored.Apply);
+
+        Assert.Equal(full.Count, restored.Count);
+        Assert.Equal(full.DocumentCount, restored.DocumentCount);
+        for (var q = 0; q < 20; q++)
+        {
+            var query = UnitVector(random, 32);
+            Assert.Equal(full.Search(query, 10, 64), restored.Search(query, 10, 64));
+        }
+    }
+
+    [Fact]
+    public void Deleted_documents_never_come_back()
+    {
+        var random = new Random(3);
+        var index = new ShardIndex(Options);
+        long seq = 0;
+        var vectors = new Dictionary<long, float[]>();
+        for (var d = 0; d < 50; d++)
+        {
+            var v = UnitVector(random, 16);
+            vectors[++seq] = v;
+            index.Apply(new ChunkLogEntry(seq, ChunkOp.Add, $"d{d}", 0, null, v, 0, 0, null, null, null, null));
+        }
+
+        index.Apply(new ChunkLogEntry(++seq, ChunkOp.DeleteDocument, "d10", 0, null, null, 0, 0, null, null, null, null));
+        Assert.False(index.HasDocument("d10"));
+        Assert.Equal(49, index.Count);
+        var hits = index.Search(vectors[11], 50, 100);
+        Assert.DoesNotContain(hits, h => h.Seq == 11);
+        Assert.Equal(49, hits.Count);
+    }
+
+    [Fact]
+    public void A_damaged_snapshot_is_reported_not_loaded()
+    {
+        var index = new ShardIndex(Options);
+        index.Apply(new ChunkLogEntry(1, ChunkOp.Add, "d", 0, null, [1f, 0f], 0, 0, null, null, null, null));
+        var stream = new MemoryStream();
+        index.WriteTo(stream);
+        var bytes = stream.ToArray();
+        Assert.Throws<InvalidDataException>(() => ShardIndex.ReadFrom(new MemoryStream(bytes[..(bytes.Length / 2)]), Options));
+        bytes[0] ^= 0xFF;
+        Assert.Throws<InvalidDataException>(() => ShardIndex.ReadFrom(new MemoryStream(bytes), Options));
+    }
+
+    private static float[] UnitVector(Random random, int dims)
+    {
+        var v = new float[dims];
+        var norm = 0f;
+        for (var i = 0; i < dims; i++)
+        {
+            v[i] = (float)(random.NextDouble() * 2 - 1);
+            norm += v[i] * v[i];
+        }
+
+        norm = MathF.Sqrt(norm);
+        for (var i = 0; i < dims; i++)
+        {
+            v[i] /= norm;
+        }
+
+        return v;
+    }
+}

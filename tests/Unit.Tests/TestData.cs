@@ -1,0 +1,30 @@
+namespace RagOrleans.Unit.Tests;
+
+/// <summary>Locates the shared evaluation data beside the repository; it is read in place, never copied.</summary>
+public static class TestData
+{
+    public static string Root { get; } = Find();
+
+    public static string Path(params string[] parts) => System.IO.Path.Combine([Root, .. parts]);
+
+    public static string NewTempDir(string prefix)
+    {
+        var dir = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "ragorleans-tests", prefix + "-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    private static string Find()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            var candidate = System.IO.Path.Combine(dir.FullName, "shared", "data");
+            if (Directory.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        throw new DirectoryNotFoundException("shared/data not found above " + AppContext.BaseDirectory + "; the tests read the evaluation data in place.");
+    }
+}
