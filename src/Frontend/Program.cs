@@ -5,7 +5,8 @@ using RagOrleans.Frontend.Infrastructure;
 using RagOrleans.Grains;
 using RagOrleans.Grains.Hosting;
 
-var builder = WebApplication.CreateBuilder(args);
+// Settings ship beside the binary; relative data paths still resolve against the working directory.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 
 builder.Services.AddOptions<RagOptions>().BindConfiguration(RagOptions.Section);
 builder.Services.AddProblemDetails();

@@ -4,7 +4,8 @@ using RagOrleans.Grains.Hosting;
 
 // The silo host on its own (no HTTP API beyond probes). Cluster membership comes with cluster mode; until
 // then it uses localhost clustering with the same storage as the embedded frontend.
-var builder = WebApplication.CreateBuilder(args);
+// Settings ship beside the binary; relative data paths still resolve against the working directory.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 var siloPort = builder.Configuration.GetValue("Orleans:SiloPort", 11111);
 var gatewayPort = builder.Configuration.GetValue("Orleans:GatewayPort", 30000);
 builder.UseOrleans(silo =>

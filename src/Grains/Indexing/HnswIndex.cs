@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 
 namespace RagOrleans.Grains.Indexing;
@@ -292,7 +293,7 @@ public sealed partial class HnswIndex
 
         // Uninitialised is fine: only rows below _count are ever read, and each is written by Add or ReadFrom first.
         var array = GC.AllocateUninitializedArray<float>((int)length + alignFloats, pinned: true);
-        nint address = (nint)Unsafe.AsPointer(ref MemoryMarshalHelpers.GetArrayReference(array));
+        nint address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
         int misalignment = (int)(address & 63) / sizeof(float);
         return (array, (alignFloats - misalignment) % alignFloats);
     }
@@ -508,7 +509,7 @@ public sealed partial class HnswIndex
         where TFilter : struct, INodeFilter
     {
         ushort stamp = s.NextStamp();
-        ref ushort visited = ref MemoryMarshalHelpers.GetArrayReference(s.Visited);
+        ref ushort visited = ref MemoryMarshal.GetArrayDataReference(s.Visited);
         s.CandidateCount = 0;
         s.ResultCount = 0;
         Unsafe.Add(ref visited, entry) = stamp;
@@ -621,47 +622,41 @@ public sealed partial class HnswIndex
             ? _links0 + ((nint)id * _stride0)
             : _upper + _upperOffset[id] + ((level - 1) * _strideUpper);
     }
-}
 
-/// <summary>Which nodes may enter a result set; specialised per struct so the unfiltered loop has no check at all.</summary>
-internal interface INodeFilter
-{
-    bool Allows(int id);
-}
-
-internal readonly struct AllowAll : INodeFilter
-{
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool Allows(int id) => true;
-}
-
-internal readonly unsafe struct AllowLive : INodeFilter
-{
-    private readonly byte* _deleted;
-
-    public AllowLive(byte* deleted) => _deleted = deleted;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool Allows(int id) => _deleted[id] == 0;
-}
-
-internal readonly unsafe struct AllowLiveMatching : INodeFilter
-{
-    private readonly byte* _deleted;
-    private readonly Func<int, bool> _filter;
-
-    public AllowLiveMatching(byte* deleted, Func<int, bool> filter)
+    /// <summary>Which nodes may enter a result set; specialised per struct so the unfiltered loop has no check at all.</summary>
+    private interface INodeFilter
     {
-        _deleted = deleted;
-        _filter = filter;
+        bool Allows(int id);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool Allows(int id) => _deleted[id] == 0 && _filter(id);
-}
+    private readonly struct AllowAll : INodeFilter
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public bool Allows(int id) => true;
+    }
 
-internal static class MemoryMarshalHelpers
-{
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ref T GetArrayReference<T>(T[] array) => ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(array);
+    private readonly unsafe struct AllowLive : INodeFilter
+    {
+        private readonly byte* _deleted;
+
+        public AllowLive(byte* deleted) => _deleted = deleted;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public bool Allows(int id) => _deleted[id] == 0;
+    }
+
+    private readonly unsafe struct AllowLiveMatching : INodeFilter
+    {
+        private readonly byte* _deleted;
+        private readonly Func<int, bool> _filter;
+
+        public AllowLiveMatching(byte* deleted, Func<int, bool> filter)
+        {
+            _deleted = deleted;
+            _filter = filter;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public bool Allows(int id) => _deleted[id] == 0 && _filter(id);
+    }
 }

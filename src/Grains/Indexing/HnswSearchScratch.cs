@@ -207,7 +207,7 @@ internal sealed class HnswSearchScratch
         while (i > 0)
         {
             int parent = (i - 1) >> 1;
-            if (WorseThan(heap[parent], distance, id) || (heap[parent].Distance == distance && heap[parent].Id == id))
+            if (WorseThan(heap[parent], distance, id))
             {
                 break;
             }

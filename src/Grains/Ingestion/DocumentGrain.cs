@@ -26,6 +26,7 @@ public sealed class DocumentGrain(
     private string _documentId = "";
     private IGrainTimer? _timer;
     private TaskCompletionSource? _completion;
+    private Task _running = Task.CompletedTask;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -57,6 +58,7 @@ public sealed class DocumentGrain(
     {
         _timer?.Dispose();
         _timer = null;
+        await WhenIdle();
         var record = await documents.GetAsync(_tenantId, _collection, _documentId);
         var settings = await Collection.GetSettings();
         await Shard(settings).DeleteDocument(_documentId);
@@ -71,16 +73,43 @@ public sealed class DocumentGrain(
     private void Schedule(TimeSpan due)
     {
         _timer?.Dispose();
+        // Interleaving, so status reads and waits are answered while an attempt runs; attempts themselves
+        // are chained so two never overlap.
         _timer = this.RegisterGrainTimer(
-            static (self, ct) => self.RunAttemptAsync(ct),
+            static (self, ct) => self.RunAfterPrevious(ct),
             this,
-            new GrainTimerCreationOptions { DueTime = due, Period = Timeout.InfiniteTimeSpan, Interleave = false, KeepAlive = true });
+            new GrainTimerCreationOptions { DueTime = due, Period = Timeout.InfiniteTimeSpan, Interleave = true, KeepAlive = true });
+    }
+
+    private Task RunAfterPrevious(CancellationToken cancellationToken)
+    {
+        var previous = _running;
+        _running = Run();
+        return _running;
+
+        async Task Run()
+        {
+            await WhenIdle(previous);
+            await RunAttemptAsync(cancellationToken);
+        }
+    }
+
+    private Task WhenIdle() => WhenIdle(_running);
+
+    private static async Task WhenIdle(Task running)
+    {
+        try
+        {
+            await running;
+        }
+        catch (Exception)
+        {
+            // The attempt has logged and recorded its own outcome.
+        }
     }
 
     private async Task RunAttemptAsync(CancellationToken cancellationToken)
     {
-        _timer?.Dispose();
-        _timer = null;
         var record = await documents.GetAsync(_tenantId, _collection, _documentId, cancellationToken);
         if (record is null || record.Status is DocumentStatus.Indexed or DocumentStatus.Failed)
         {
