@@ -77,7 +77,8 @@ public interface ITenantGrain : IGrainWithStringKey
     /// <summary>Records a collection name in the tenant's registry; Conflict if present.</summary>
     [Alias("AddCollection")] Task AddCollection(string name);
 
-    /// <summary>Removes a collection name from the registry.</summary>
+    /// <summary>Removes a collection name from the registry. Interleaves: the tenant's own Delete waits on collections that call it.</summary>
+    [Orleans.Concurrency.AlwaysInterleave]
     [Alias("RemoveCollection")] Task RemoveCollection(string name);
 
     /// <summary>The tenant's collection names, sorted.</summary>

@@ -53,11 +53,17 @@ public sealed class SqliteDatabase
     private void Initialize()
     {
         using var connection = Open();
+        using (var wal = connection.CreateCommand())
+        {
+            // Outside the transaction: SQLite refuses to change the journal mode inside one.
+            wal.CommandText = "PRAGMA journal_mode=WAL;";
+            wal.ExecuteNonQuery();
+        }
+
         using var tx = connection.BeginTransaction();
         using var command = connection.CreateCommand();
         command.Transaction = tx;
         command.CommandText = """
-            PRAGMA journal_mode=WAL;
             CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS grain_state (
                 grain_id TEXT NOT NULL, state_name TEXT NOT NULL, etag TEXT NOT NULL, data BLOB NOT NULL,
