@@ -30,6 +30,9 @@ public sealed class RagOptions
     /// <summary>Delay before the first retry; doubles per attempt.</summary>
     public TimeSpan IngestionRetryDelay { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>Documents one silo parses and embeds at the same time; the rest wait queued.</summary>
+    public int MaxConcurrentIngestions { get; set; } = 2;
+
     /// <summary>Optional ONNX model file overriding the one shipped in the model package.</summary>
     public string? ModelPath { get; set; }
 

@@ -34,7 +34,8 @@ public sealed class OrleansDocsTests(ITestOutputHelper output)
         while (watch.Elapsed < TimeSpan.FromMinutes(8))
         {
             var docs = (await (await admin.GetAsync("/v1/collections/orleans/documents?limit=1000")).ExpectJson(HttpStatusCode.OK))["documents"]!.AsArray();
-            Assert.DoesNotContain(docs, d => d.Str("status") == "failed");
+            var failed = docs.Where(d => d.Str("status") == "failed").Select(d => $"{d.Str("id")}: {d!["error"]}").ToList();
+            Assert.True(failed.Count == 0, "failed documents: " + string.Join("; ", failed));
             if (docs.Count == files.Length && docs.All(d => d.Str("status") == "indexed"))
             {
                 chunks = docs.Sum(d => d!["chunkCount"]!.GetValue<long>());

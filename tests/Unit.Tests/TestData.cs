@@ -7,6 +7,15 @@ public static class TestData
 
     public static string Path(params string[] parts) => System.IO.Path.Combine([Root, .. parts]);
 
+    /// <summary>The real-world documents for ingestion tests.</summary>
+    public static string DocsDirectory => Path("docs");
+
+    /// <summary>The 177 Orleans documentation pages.</summary>
+    public static string MarkdownDirectory => Path("docs", "md", "orleans");
+
+    /// <summary>War and Peace, Project Gutenberg #2600.</summary>
+    public static string WarAndPeacePath => Path("docs", "txt", "war-and-peace.txt");
+
     public static string NewTempDir(string prefix)
     {
         var dir = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "ragorleans-tests", prefix + "-" + Guid.NewGuid().ToString("N")[..8]);

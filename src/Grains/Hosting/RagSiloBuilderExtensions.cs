@@ -39,6 +39,7 @@ public static class RagSiloBuilderExtensions
         services.AddSingleton<IEmbeddingService>(sp => sp.GetRequiredService<OnnxEmbeddingService>());
         services.AddHostedService(sp => sp.GetRequiredService<OnnxEmbeddingService>());
         services.AddSingleton<DocumentProcessor>();
+        services.AddSingleton<IngestionThrottle>();
         services.AddSingleton(new ExtractiveAnswerer(new ExtractiveAnswerOptions()));
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, IngestionRecovery>();
         return silo;

@@ -292,24 +292,4 @@ public sealed partial class HnswIndex
             }
         }
     }
-
-    /// <summary>CRC-32C (Castagnoli); BitOperations uses the SSE4.2 / ARM CRC instructions when present.</summary>
-    private static class Crc32C
-    {
-        public static uint Update(uint crc, ReadOnlySpan<byte> bytes)
-        {
-            var words = MemoryMarshal.Cast<byte, ulong>(bytes);
-            foreach (ulong word in words)
-            {
-                crc = BitOperations.Crc32C(crc, word);
-            }
-
-            foreach (byte b in bytes[(words.Length * sizeof(ulong))..])
-            {
-                crc = BitOperations.Crc32C(crc, b);
-            }
-
-            return crc;
-        }
-    }
 }

@@ -202,7 +202,7 @@ public sealed class IndexShardGrain(
 public sealed class ShardIndex(HnswOptions hnswOptions)
 {
     private const uint Magic = 0x44485352; // "RSHD"
-    private const int FormatVersion = 1;
+    private const int FormatVersion = 2;
 
     private HnswIndex? _hnsw;
     private long[] _seqOf = new long[256];
@@ -279,32 +279,39 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
         return result;
     }
 
-    /// <summary>Writes the shard snapshot: header, id maps, then the HNSW's own checksummed format.</summary>
+    /// <summary>Writes the shard snapshot: checksummed id maps, then the HNSW's own checksummed format.</summary>
     public void WriteTo(Stream stream)
     {
-        using var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
-        writer.Write(Magic);
-        writer.Write(FormatVersion);
-        var total = _hnsw?.TotalCount ?? 0;
-        writer.Write(total);
-        for (var i = 0; i < total; i++)
+        var maps = new MemoryStream();
+        using (var writer = new BinaryWriter(maps, System.Text.Encoding.UTF8, leaveOpen: true))
         {
-            writer.Write(_seqOf[i]);
-        }
-
-        writer.Write(_documents.Count);
-        foreach (var (doc, ids) in _documents)
-        {
-            writer.Write(doc);
-            writer.Write(ids.Count);
-            foreach (var id in ids)
+            var total = _hnsw?.TotalCount ?? 0;
+            writer.Write(total);
+            writer.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(_seqOf.AsSpan(0, total)));
+            writer.Write(_documents.Count);
+            foreach (var (doc, ids) in _documents)
             {
-                writer.Write(id);
+                writer.Write(doc);
+                writer.Write(ids.Count);
+                foreach (var id in ids)
+                {
+                    writer.Write(id);
+                }
             }
+
+            writer.Write(_hnsw is not null);
         }
 
-        writer.Write(_hnsw is not null);
-        writer.Flush();
+        var bytes = maps.GetBuffer().AsSpan(0, (int)maps.Length);
+        using (var header = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            header.Write(Magic);
+            header.Write(FormatVersion);
+            header.Write(bytes.Length);
+            header.Write(Crc32C.Update(0, bytes));
+            header.Write(bytes);
+        }
+
         _hnsw?.WriteTo(stream);
     }
 
@@ -325,29 +332,48 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
                 throw new InvalidDataException($"Unsupported shard snapshot version {version}.");
             }
 
+            var length = reader.ReadInt32();
+            var crc = reader.ReadUInt32();
+            if (length < 0 || (stream.CanSeek && length > stream.Length - stream.Position))
+            {
+                throw new InvalidDataException("Shard snapshot header is damaged (impossible length).");
+            }
+
+            var bytes = reader.ReadBytes(length);
+            if (bytes.Length != length)
+            {
+                throw new InvalidDataException("Shard snapshot is truncated.");
+            }
+
+            if (Crc32C.Update(0, bytes) != crc)
+            {
+                throw new InvalidDataException("Shard snapshot id maps fail their checksum; the data is corrupt.");
+            }
+
             var index = new ShardIndex(hnswOptions);
-            var total = reader.ReadInt32();
+            using var maps = new BinaryReader(new MemoryStream(bytes), System.Text.Encoding.UTF8);
+            var total = maps.ReadInt32();
             index._seqOf = new long[Math.Max(256, total)];
             for (var i = 0; i < total; i++)
             {
-                index._seqOf[i] = reader.ReadInt64();
+                index._seqOf[i] = maps.ReadInt64();
             }
 
-            var docs = reader.ReadInt32();
+            var docs = maps.ReadInt32();
             for (var d = 0; d < docs; d++)
             {
-                var doc = reader.ReadString();
-                var n = reader.ReadInt32();
+                var doc = maps.ReadString();
+                var n = maps.ReadInt32();
                 var ids = new List<int>(n);
                 for (var i = 0; i < n; i++)
                 {
-                    ids.Add(reader.ReadInt32());
+                    ids.Add(maps.ReadInt32());
                 }
 
                 index._documents[doc] = ids;
             }
 
-            if (reader.ReadBoolean())
+            if (maps.ReadBoolean())
             {
                 index._hnsw = HnswIndex.ReadFrom(stream);
             }

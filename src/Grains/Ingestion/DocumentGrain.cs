@@ -16,6 +16,7 @@ public sealed class DocumentGrain(
     IDocumentStore documents,
     IBlobStore blobs,
     DocumentProcessor processor,
+    IngestionThrottle throttle,
     IOptions<RagOptions> options,
     TimeProvider clock,
     ILogger<DocumentGrain> logger) : Grain, IDocumentGrain
@@ -111,6 +112,14 @@ public sealed class DocumentGrain(
     private async Task RunAttemptAsync(CancellationToken cancellationToken)
     {
         var record = await documents.GetAsync(_tenantId, _collection, _documentId, cancellationToken);
+        if (record is null || record.Status is DocumentStatus.Indexed or DocumentStatus.Failed)
+        {
+            Complete();
+            return;
+        }
+
+        using var slot = await throttle.AcquireAsync(cancellationToken);
+        record = await documents.GetAsync(_tenantId, _collection, _documentId, cancellationToken);
         if (record is null || record.Status is DocumentStatus.Indexed or DocumentStatus.Failed)
         {
             Complete();

@@ -8,10 +8,9 @@ namespace RagOrleans.Unit.Tests.Embeddings;
 /// </summary>
 internal static class TestCorpus
 {
-    private static readonly Lazy<string> DataRoot = new(FindDataRoot);
 
     /// <summary>The shared/data folder: the repo is cloned beside shared/, so walk up from the test binaries.</summary>
-    public static string DataDirectory => DataRoot.Value;
+    public static string DataDirectory => TestData.Root;
 
     /// <summary>Hand-written lines for cases the real data may not contain.</summary>
     public static IReadOnlyList<string> EdgeCases { get; } =
@@ -80,19 +79,4 @@ internal static class TestCorpus
 
     private static IEnumerable<string> NonEmptyLines(string file) =>
         File.ReadLines(file).Where(l => !string.IsNullOrWhiteSpace(l));
-
-    private static string FindDataRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "shared", "data");
-            if (Directory.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-
-        throw new DirectoryNotFoundException(
-            $"No shared/data folder above {AppContext.BaseDirectory}; the repo must be cloned beside shared/.");
-    }
 }

@@ -5,24 +5,8 @@ namespace RagOrleans.Unit.Tests.Indexing;
 /// <summary>Test data for the HNSW tests: siftsmall readers, a seeded embedding-like generator and brute force.</summary>
 internal static class HnswTestData
 {
-    /// <summary>
-    /// Finds shared/data/siftsmall by walking up from the test binaries; the repo is cloned beside shared/,
-    /// so this works for /work/main, CI's fresh clone and scratch folders alike without copying data.
-    /// </summary>
-    public static string FindSiftSmallDirectory()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            string candidate = Path.Combine(dir.FullName, "shared", "data", "siftsmall");
-            if (Directory.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-
-        throw new DirectoryNotFoundException(
-            $"Could not find shared/data/siftsmall in any parent of {AppContext.BaseDirectory}; the repo must sit beside shared/.");
-    }
+    /// <summary>shared/data/siftsmall, read in place.</summary>
+    public static string FindSiftSmallDirectory() => TestData.Path("siftsmall");
 
     /// <summary>Reads an .fvecs file: per vector an int32 dimension then that many float32, little-endian.</summary>
     public static float[][] ReadFvecs(string path)

@@ -79,6 +79,12 @@ public sealed class ShardIndexTests
         index.WriteTo(stream);
         var bytes = stream.ToArray();
         Assert.Throws<InvalidDataException>(() => ShardIndex.ReadFrom(new MemoryStream(bytes[..(bytes.Length / 2)]), Options));
+        var flippedMap = (byte[])bytes.Clone();
+        flippedMap[20] ^= 0x01; // inside the id maps, after magic, version, length and checksum
+        Assert.Throws<InvalidDataException>(() => ShardIndex.ReadFrom(new MemoryStream(flippedMap), Options));
+        var flippedGraph = (byte[])bytes.Clone();
+        flippedGraph[^5] ^= 0x01;
+        Assert.Throws<InvalidDataException>(() => ShardIndex.ReadFrom(new MemoryStream(flippedGraph), Options));
         bytes[0] ^= 0xFF;
         Assert.Throws<InvalidDataException>(() => ShardIndex.ReadFrom(new MemoryStream(bytes), Options));
     }

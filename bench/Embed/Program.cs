@@ -1,0 +1,57 @@
+using System.Reflection;
+using RagOrleans.Bench;
+using RagOrleans.Bench.Embed;
+using RagOrleans.Grains.Embeddings;
+
+// Usage: Embed [--short 640] [--chunks 48] [--rounds 3] [--latency 500] [--threads 2] [--json FILE]
+var parsed = new BenchArgs(args);
+var run = RunInfo.Start();
+var sharedData = BenchPaths.SharedData();
+var rounds = parsed.Int("rounds", 3);
+
+// The service's default (min(2, cores)): measured best on 2-core machines, and what production runs with.
+var threads = parsed.Int("threads", new OnnxEmbeddingOptions().IntraOpNumThreads);
+var descriptor = EmbeddingModelDescriptor.MiniLmL6V2;
+WordPieceTokenizer tokenizer;
+using (var vocab = Assembly.Load(new AssemblyName(descriptor.ResourceAssembly)).GetManifestResourceStream(descriptor.VocabResourceName)
+    ?? throw new InvalidOperationException($"{descriptor.VocabResourceName} not found."))
+{
+    tokenizer = WordPieceTokenizer.FromVocab(vocab, descriptor.LowerCase);
+}
+
+var shortTexts = Workloads.Short(sharedData, tokenizer, parsed.Int("short", 640));
+var chunks = Workloads.Chunks(sharedData, tokenizer, parsed.Int("chunks", 48));
+Console.WriteLine($"model {descriptor.Name}, {threads} intra-op threads, {Environment.ProcessorCount} cores, load average {string.Join(' ', run.LoadAverageAtStart)}");
+
+var results = new List<WorkloadResult>
+{
+    EmbedBenchmark.RunWorkload(shortTexts, rounds, threads),
+    EmbedBenchmark.RunWorkload(chunks, rounds, threads),
+};
+var latency = EmbedBenchmark.QueryLatency(shortTexts, parsed.Int("latency", 500), threads);
+
+Console.WriteLine();
+Console.WriteLine($"{"workload",-21} {"path",-26} {"texts/s",9} {"tokens/s",9} {"x direct",9} {"x paired",9} {"p50 ms",8} {"p99 ms",8}");
+foreach (var w in results)
+{
+    foreach (var t in w.Results)
+    {
+        var path = t.Callers == 1 && t.LatencyP50Ms is null ? t.Path : $"{t.Path} x{t.Callers}";
+        Console.WriteLine(
+            $"{w.Name,-21} {path,-26} {t.BestTextsPerSecond,9:F1} {t.BestTokensPerSecond,9:F0} {t.RatioVsDirect,9:F2} {t.PairedRatioMedian,9:F2} " +
+            $"{t.LatencyP50Ms?.ToString("F1", System.Globalization.CultureInfo.InvariantCulture) ?? "-",8} {t.LatencyP99Ms?.ToString("F1", System.Globalization.CultureInfo.InvariantCulture) ?? "-",8}");
+    }
+
+    Console.WriteLine($"{string.Empty,-21} best direct setting: batch<={w.BestSetting.MaxBatchSize}, tokens<={w.BestSetting.MaxBatchTokens}");
+}
+
+Console.WriteLine($"single query through the batcher ({latency.Samples} x {latency.MeanTokens:F1} tokens, 1 caller): p50 {latency.P50Ms:F2} ms, p90 {latency.P90Ms:F2} ms, p99 {latency.P99Ms:F2} ms");
+
+var report = new EmbedReport("embed", descriptor.Name, threads, rounds, results, latency, run.Finish());
+Console.WriteLine($"peak RSS {report.Run.PeakRssBytes / 1e6:F1} MB; load average at end {string.Join(' ', report.Run.LoadAverageAtEnd)}");
+if (parsed.Json is { } json)
+{
+    JsonReport.Write(json, report);
+}
+
+return 0;

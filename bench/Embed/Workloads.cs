@@ -1,0 +1,96 @@
+using System.Text.Json;
+using RagOrleans.Grains.Embeddings;
+using RagOrleans.Grains.Ingestion;
+
+namespace RagOrleans.Bench.Embed;
+
+/// <summary>A fixed list of texts and how many positions the model sees for them ([CLS] and [SEP] included).</summary>
+internal sealed record Workload(string Name, IReadOnlyList<string> Texts, long TotalTokens)
+{
+    public double MeanTokens => TotalTokens / (double)Texts.Count;
+}
+
+internal static class Workloads
+{
+    /// <summary>
+    /// Query-sized texts of 11 to 13 model positions (mean about 12): SciFact claims (real user-style queries)
+    /// and SciFact titles, in file order.
+    /// </summary>
+    public static Workload Short(string sharedData, WordPieceTokenizer tokenizer, int count)
+    {
+        var scifact = Path.Combine(sharedData, "scifact");
+        var candidates = ReadField(Path.Combine(scifact, "queries-train.jsonl"), "text")
+            .Concat(ReadField(Path.Combine(scifact, "corpus.jsonl"), "title"));
+        var texts = new List<string>(count);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        long tokens = 0;
+        foreach (var text in candidates)
+        {
+            var pieces = tokenizer.CountTokens(text);
+            if (pieces is >= 9 and <= 11 && seen.Add(text))
+            {
+                texts.Add(text);
+                tokens += pieces + 2;
+                if (texts.Count == count)
+                {
+                    break;
+                }
+            }
+        }
+
+        return new Workload("short (~12 tokens)", texts, tokens);
+    }
+
+    /// <summary>
+    /// Chunks of about 200 word pieces exactly as ingestion makes them (Markdown parser + TextChunker) from the
+    /// Orleans docs; topped up with SciFact abstracts cut at 198 pieces if the docs run short.
+    /// </summary>
+    public static Workload Chunks(string sharedData, WordPieceTokenizer tokenizer, int count)
+    {
+        var chunker = new TextChunker(tokenizer, new ChunkingOptions());
+        var mdRoot = Path.Combine(sharedData, "docs", "md");
+        var texts = new List<string>(count);
+        long tokens = 0;
+        var files = Directory.EnumerateFiles(mdRoot, "*.md", SearchOption.AllDirectories).Order(StringComparer.Ordinal);
+        foreach (var file in files)
+        {
+            foreach (var chunk in chunker.Chunk(MarkdownParser.ParseText(File.ReadAllText(file))))
+            {
+                if (texts.Count < count && chunk.TokenCount is >= 180 and <= 230)
+                {
+                    texts.Add(chunk.Text);
+                    tokens += chunk.TokenCount + 2;
+                }
+            }
+        }
+
+        foreach (var text in ReadField(Path.Combine(sharedData, "scifact", "corpus.jsonl"), "text"))
+        {
+            if (texts.Count >= count)
+            {
+                break;
+            }
+
+            var pieces = tokenizer.EncodeWithOffsets(text);
+            if (pieces.Count >= 198)
+            {
+                texts.Add(text[..pieces[197].End]);
+                tokens += 200;
+            }
+        }
+
+        return new Workload("chunks (~200 tokens)", texts, tokens);
+    }
+
+    private static IEnumerable<string> ReadField(string path, string field)
+    {
+        foreach (var line in File.ReadLines(path))
+        {
+            using var doc = JsonDocument.Parse(line);
+            if (doc.RootElement.GetProperty(field).GetString() is { Length: > 0 } value)
+            {
+                yield return value;
+            }
+        }
+    }
+}
