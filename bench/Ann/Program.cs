@@ -2,11 +2,11 @@ using System.Globalization;
 using RagOrleans.Bench;
 using RagOrleans.Bench.Ann;
 
-// Usage: Ann siftsmall | real N   [--queries 1000] [--rounds 3] [--round-ms 1000] [--json FILE]
+// Usage: Ann siftsmall | real N   [--queries 1000] [--rounds 5] [--round-ms 1000] [--json FILE]
 var parsed = new BenchArgs(args);
 if (parsed.Positional.Count == 0 || parsed.Positional[0] is not ("siftsmall" or "real"))
 {
-    Console.Error.WriteLine("usage: Ann siftsmall | real N  [--queries 1000] [--rounds 3] [--round-ms 1000] [--json FILE]");
+    Console.Error.WriteLine("usage: Ann siftsmall | real N  [--queries 1000] [--rounds 5] [--round-ms 1000] [--json FILE]");
     return 2;
 }
 
@@ -28,7 +28,7 @@ var settings = new AnnSettings(
     M: 16,
     EfConstruction: 200,
     EfValues: [16, 24, 32, 64, 128],
-    Rounds: parsed.Int("rounds", 3),
+    Rounds: parsed.Int("rounds", 5),
     RoundMilliseconds: parsed.Int("round-ms", 1000));
 
 var report = AnnBenchmark.Run(data, settings, run);

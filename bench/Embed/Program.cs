@@ -3,11 +3,11 @@ using RagOrleans.Bench;
 using RagOrleans.Bench.Embed;
 using RagOrleans.Grains.Embeddings;
 
-// Usage: Embed [--short 640] [--chunks 48] [--rounds 3] [--latency 500] [--threads 2] [--json FILE]
+// Usage: Embed [--short 640] [--chunks 64] [--rounds 5] [--latency 500] [--threads 2] [--json FILE]
 var parsed = new BenchArgs(args);
 var run = RunInfo.Start();
 var sharedData = BenchPaths.SharedData();
-var rounds = parsed.Int("rounds", 3);
+var rounds = parsed.Int("rounds", 5);
 
 // The service's default (min(2, cores)): measured best on 2-core machines, and what production runs with.
 var threads = parsed.Int("threads", new OnnxEmbeddingOptions().IntraOpNumThreads);
@@ -20,7 +20,7 @@ using (var vocab = Assembly.Load(new AssemblyName(descriptor.ResourceAssembly)).
 }
 
 var shortTexts = Workloads.Short(sharedData, tokenizer, parsed.Int("short", 640));
-var chunks = Workloads.Chunks(sharedData, tokenizer, parsed.Int("chunks", 48));
+var chunks = Workloads.Chunks(sharedData, tokenizer, parsed.Int("chunks", 64));
 Console.WriteLine($"model {descriptor.Name}, {threads} intra-op threads, {Environment.ProcessorCount} cores, load average {string.Join(' ', run.LoadAverageAtStart)}");
 
 var results = new List<WorkloadResult>
@@ -42,7 +42,10 @@ foreach (var w in results)
             $"{t.LatencyP50Ms?.ToString("F1", System.Globalization.CultureInfo.InvariantCulture) ?? "-",8} {t.LatencyP99Ms?.ToString("F1", System.Globalization.CultureInfo.InvariantCulture) ?? "-",8}");
     }
 
-    Console.WriteLine($"{string.Empty,-21} best direct setting: batch<={w.BestSetting.MaxBatchSize}, tokens<={w.BestSetting.MaxBatchTokens}");
+    Console.WriteLine(
+        $"{string.Empty,-21} best direct setting: batch<={w.BestSetting.MaxBatchSize}, tokens<={w.BestSetting.MaxBatchTokens} " +
+        $"(grid: {string.Join(", ", w.DirectGrid.Select(g => $"{g.Setting.MaxBatchSize}/{g.Setting.MaxBatchTokens} {g.TextsPerSecond:F1}/s"))}); " +
+        $"batcher model setting {w.BatcherModelSetting.MaxBatchSize}/{w.BatcherModelSetting.MaxBatchTokens}");
 }
 
 Console.WriteLine($"single query through the batcher ({latency.Samples} x {latency.MeanTokens:F1} tokens, 1 caller): p50 {latency.P50Ms:F2} ms, p90 {latency.P90Ms:F2} ms, p99 {latency.P99Ms:F2} ms");

@@ -1,11 +1,12 @@
 using System.Text.Json;
+using RagOrleans.Grains.Chat;
 using RagOrleans.Grains.Embeddings;
 using RagOrleans.Grains.Ingestion;
 
 namespace RagOrleans.Bench.Embed;
 
 /// <summary>A fixed list of texts and how many positions the model sees for them ([CLS] and [SEP] included).</summary>
-internal sealed record Workload(string Name, IReadOnlyList<string> Texts, long TotalTokens)
+internal sealed record Workload(string Name, string Source, IReadOnlyList<string> Texts, long TotalTokens)
 {
     public double MeanTokens => TotalTokens / (double)Texts.Count;
 }
@@ -14,13 +15,15 @@ internal static class Workloads
 {
     /// <summary>
     /// Query-sized texts of 11 to 13 model positions (mean about 12): SciFact claims (real user-style queries)
-    /// and SciFact titles, in file order.
+    /// first, then SciFact titles and abstract sentences, in file order.
     /// </summary>
     public static Workload Short(string sharedData, WordPieceTokenizer tokenizer, int count)
     {
         var scifact = Path.Combine(sharedData, "scifact");
         var candidates = ReadField(Path.Combine(scifact, "queries-train.jsonl"), "text")
-            .Concat(ReadField(Path.Combine(scifact, "corpus.jsonl"), "title"));
+            .Concat(ReadField(Path.Combine(scifact, "corpus.jsonl"), "title"))
+            .Concat(ReadField(Path.Combine(scifact, "corpus.jsonl"), "text")
+                .SelectMany(t => SentenceSplitter.Split(t).Select(s => t.Substring(s.Start, s.Length))));
         var texts = new List<string>(count);
         var seen = new HashSet<string>(StringComparer.Ordinal);
         long tokens = 0;
@@ -38,7 +41,7 @@ internal static class Workloads
             }
         }
 
-        return new Workload("short (~12 tokens)", texts, tokens);
+        return new Workload("short (~12 tokens)", "SciFact claims, titles and sentences", texts, tokens);
     }
 
     /// <summary>
@@ -64,6 +67,7 @@ internal static class Workloads
             }
         }
 
+        var fromDocs = texts.Count;
         foreach (var text in ReadField(Path.Combine(sharedData, "scifact", "corpus.jsonl"), "text"))
         {
             if (texts.Count >= count)
@@ -79,7 +83,7 @@ internal static class Workloads
             }
         }
 
-        return new Workload("chunks (~200 tokens)", texts, tokens);
+        return new Workload("chunks (~200 tokens)", $"{fromDocs} Orleans docs chunks, {texts.Count - fromDocs} SciFact abstracts", texts, tokens);
     }
 
     private static IEnumerable<string> ReadField(string path, string field)
