@@ -83,7 +83,8 @@ public sealed record SearchHit(
     [property: Id(5)] string? Section,
     [property: Id(6)] string? MetadataJson,
     [property: Id(7)] int Start,
-    [property: Id(8)] int End);
+    [property: Id(8)] int End,
+    [property: Id(9)] int? Page = null);
 
 /// <summary>A collection: settings, document registry, write routing to shards, search fan-out and merge.</summary>
 [Alias("rag.ICollectionGrain")]

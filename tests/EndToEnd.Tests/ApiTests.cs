@@ -288,10 +288,19 @@ public sealed class ApiTests(ServiceFixture fixture)
         await (await admin.PostJson("/v1/collections/kb/search", new { query = "x", topK = "many" })).ExpectProblem(HttpStatusCode.BadRequest);
         await (await admin.PostAsync("/v1/collections/kb/documents", new StringContent("plain", Encoding.UTF8, "text/plain"))).ExpectProblem(HttpStatusCode.UnsupportedMediaType);
 
+        using var binary = new MultipartFormDataContent();
+        binary.Add(new ByteArrayContent([0x7F, 0x45, 0x4C, 0x46, 0x02, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00, 0x3E, 0x00]), "file", "program.txt");
+        var unsupported = await (await admin.PostAsync("/v1/collections/kb/documents", binary)).ExpectProblem(HttpStatusCode.UnsupportedMediaType);
+        Assert.Contains("not a supported document type", unsupported.Str("detail"), StringComparison.Ordinal);
+
+        // A truncated PDF is accepted (its type is known) and ends failed with a reason; it never blocks the collection.
         using var pdf = new MultipartFormDataContent();
-        pdf.Add(new ByteArrayContent(Encoding.ASCII.GetBytes("%PDF-1.7\n%\u00e2\u00e3\n1 0 obj\n<<>>\nendobj\n")), "file", "report.txt");
-        var unsupported = await (await admin.PostAsync("/v1/collections/kb/documents", pdf)).ExpectProblem(HttpStatusCode.UnsupportedMediaType);
-        Assert.Contains("pdf", unsupported.Str("detail"), StringComparison.OrdinalIgnoreCase);
+        pdf.Add(new ByteArrayContent(Encoding.ASCII.GetBytes("%PDF-1.7\n1 0 obj\n<<>>\nendobj\n")), "file", "report.pdf");
+        pdf.Add(new StringContent("broken-pdf"), "id");
+        var failed = await (await admin.PostAsync("/v1/collections/kb/documents?wait=true", pdf)).ExpectJson(HttpStatusCode.OK);
+        Assert.Equal("failed", failed.Str("status"));
+        Assert.False(string.IsNullOrWhiteSpace(failed.Str("error")));
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync("/v1/collections/kb/documents/broken-pdf")).StatusCode);
         using var empty = new MultipartFormDataContent();
         empty.Add(new ByteArrayContent([]), "file", "empty.txt");
         await (await admin.PostAsync("/v1/collections/kb/documents", empty)).ExpectProblem(HttpStatusCode.UnprocessableEntity);

@@ -98,3 +98,42 @@ public sealed class OrleansDocsTests(ITestOutputHelper output)
     private static string IdOf(string root, string file) =>
         Path.GetRelativePath(root, file)[..^3].Replace(Path.DirectorySeparatorChar, '_');
 }
+
+/// <summary>Real PDF, DOCX, HTML and XML documents through the whole pipeline.</summary>
+public sealed class FormatsTests
+{
+    [Fact]
+    public async Task Real_documents_of_every_format_are_indexed_with_their_provenance()
+    {
+        await using var service = await ServiceProcess.StartAsync(TestPaths.NewTempDir("formats"));
+        var (_, adminKey) = await service.CreateTenant("formats");
+        using var admin = service.Client(adminKey);
+        await (await admin.PostJson("/v1/collections", new { name = "mixed" })).ExpectJson(HttpStatusCode.Created);
+        var docs = TestPaths.SharedData;
+        foreach (var (path, id) in new[]
+        {
+            (Path.Combine(docs, "docs", "pdf", "nist-sp800-145.pdf"), "nist-cloud"),
+            (Path.Combine(docs, "docs", "docx", "after-the-flood-fact-sheet.docx"), "flood"),
+            (Path.Combine(docs, "docs", "html", "rfc6265.html"), "cookies"),
+            (Path.Combine(docs, "docs", "xml", "rfc9204.xml"), "qpack"),
+        })
+        {
+            using var form = new MultipartFormDataContent();
+            form.Add(new ByteArrayContent(await File.ReadAllBytesAsync(path)), "file", Path.GetFileName(path));
+            form.Add(new StringContent(id), "id");
+            var doc = await (await admin.PostAsync("/v1/collections/mixed/documents?wait=true", form)).ExpectJson(HttpStatusCode.OK);
+            Assert.True(doc.Str("status") == "indexed", doc.ToJsonString());
+        }
+
+        var cloud = await admin.Search("mixed", "What are the essential characteristics of cloud computing like on-demand self-service?", 3);
+        Assert.Equal("nist-cloud", cloud[0].Str("documentId"));
+        Assert.True(cloud[0]!["page"]!.GetValue<int>() >= 1);
+        var cookie = await admin.Search("mixed", "How does the Set-Cookie header set the Max-Age attribute?", 3);
+        Assert.Equal("cookies", cookie[0].Str("documentId"));
+        Assert.False(string.IsNullOrEmpty(cookie[0]!["section"]?.GetValue<string>()));
+        var qpack = await admin.Search("mixed", "QPACK dynamic table encoder stream", 3);
+        Assert.Equal("qpack", qpack[0].Str("documentId"));
+        var flood = await admin.Search("mixed", "flood insurance after a disaster", 3);
+        Assert.Equal("flood", flood[0].Str("documentId"));
+    }
+}

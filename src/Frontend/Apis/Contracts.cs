@@ -51,9 +51,9 @@ public sealed record DocumentListResponse(IReadOnlyList<DocumentResponse> Docume
 public sealed record SearchRequest(string? Query, int? TopK);
 
 /// <summary>One search result.</summary>
-public sealed record SearchResult(string DocumentId, string ChunkId, string Text, float Score, string? Title, string? Section, JsonElement? Metadata)
+public sealed record SearchResult(string DocumentId, string ChunkId, string Text, float Score, string? Title, string? Section, int? Page, JsonElement? Metadata)
 {
-    public static SearchResult From(SearchHit h) => new(h.DocumentId, h.ChunkId, h.Text, h.Score, h.Title, h.Section, Json.Parse(h.MetadataJson));
+    public static SearchResult From(SearchHit h) => new(h.DocumentId, h.ChunkId, h.Text, h.Score, h.Title, h.Section, h.Page, Json.Parse(h.MetadataJson));
 }
 
 /// <summary>Search results, best first.</summary>

@@ -126,10 +126,10 @@ public static class DocumentsApi
         }
 
         var type = DocumentTypeSniffer.Detect(content.AsSpan(0, Math.Min(content.Length, 8192)), file.FileName, file.ContentType);
-        if (type is not ("text" or "markdown"))
+        if (type == DocumentTypes.Unsupported)
         {
             throw new RagException(RagErrorKind.UnsupportedMediaType,
-                $"'{file.FileName}' looks like {type}; this service accepts plain text and Markdown files.");
+                $"'{file.FileName}' is not a supported document type; send PDF, DOCX, HTML, XML, Markdown or plain text.");
         }
 
         JsonElement? metadata = null;

@@ -14,10 +14,11 @@ namespace RagOrleans.Grains.Hosting;
 public static class RagSiloBuilderExtensions
 {
     /// <summary>
-    /// Adds the grains' services to a silo. Embedded mode keeps all state under <see cref="RagOptions.DataDir"/>:
-    /// one SQLite file for grain state, documents, the chunk log and conversations, plus files for snapshots and blobs.
+    /// Adds the grains' services to a silo. Without <paramref name="storage"/>, the embedded stores keep all state
+    /// under <see cref="RagOptions.DataDir"/>: one SQLite file for grain state, documents, the chunk log and
+    /// conversations, plus files for snapshots and blobs. Cluster mode passes its own stores and grain storage.
     /// </summary>
-    public static ISiloBuilder AddRag(this ISiloBuilder silo)
+    public static ISiloBuilder AddRag(this ISiloBuilder silo, Action<IServiceCollection>? storage = null)
     {
         var services = silo.Services;
         services.AddOptions<RagOptions>().BindConfiguration(RagOptions.Section);
@@ -26,14 +27,14 @@ public static class RagSiloBuilderExtensions
         // Binary grain-state serializer from day one: switching later would orphan every stored row.
         services.AddSingleton<IGrainStorageSerializer, OrleansGrainStorageSerializer>();
 
-        services.AddSingleton(sp => new SqliteDatabase(Path.Combine(sp.GetRequiredService<IOptions<RagOptions>>().Value.ResolvedDataDir, "rag.db")));
-        services.AddSingleton<IDocumentStore, SqliteDocumentStore>();
-        services.AddSingleton<IChunkLog, SqliteChunkLog>();
-        services.AddSingleton<IConversationStore, SqliteConversationStore>();
-        services.AddSingleton<ISnapshotStore>(sp => new FileSnapshotStore(Path.Combine(sp.GetRequiredService<IOptions<RagOptions>>().Value.ResolvedDataDir, "snapshots")));
-        services.AddSingleton<IBlobStore>(sp => new FileBlobStore(Path.Combine(sp.GetRequiredService<IOptions<RagOptions>>().Value.ResolvedDataDir, "blobs")));
-        services.AddGrainStorage(RagStorage.GrainStateProvider, static (sp, name) =>
-            new SqliteGrainStorage(name, sp.GetRequiredService<SqliteDatabase>(), sp.GetRequiredService<IGrainStorageSerializer>()));
+        if (storage is not null)
+        {
+            storage(services);
+        }
+        else
+        {
+            AddEmbeddedStorage(services);
+        }
 
         services.AddSingleton<OnnxEmbeddingService>();
         services.AddSingleton<IEmbeddingService>(sp => sp.GetRequiredService<OnnxEmbeddingService>());
@@ -43,5 +44,17 @@ public static class RagSiloBuilderExtensions
         services.AddSingleton(new ExtractiveAnswerer(new ExtractiveAnswerOptions()));
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, IngestionRecovery>();
         return silo;
+    }
+
+    private static void AddEmbeddedStorage(IServiceCollection services)
+    {
+        services.AddSingleton(sp => new SqliteDatabase(Path.Combine(sp.GetRequiredService<IOptions<RagOptions>>().Value.ResolvedDataDir, "rag.db")));
+        services.AddSingleton<IDocumentStore, SqliteDocumentStore>();
+        services.AddSingleton<IChunkLog, SqliteChunkLog>();
+        services.AddSingleton<IConversationStore, SqliteConversationStore>();
+        services.AddSingleton<ISnapshotStore>(sp => new FileSnapshotStore(Path.Combine(sp.GetRequiredService<IOptions<RagOptions>>().Value.ResolvedDataDir, "snapshots")));
+        services.AddSingleton<IBlobStore>(sp => new FileBlobStore(Path.Combine(sp.GetRequiredService<IOptions<RagOptions>>().Value.ResolvedDataDir, "blobs")));
+        services.AddGrainStorage(RagStorage.GrainStateProvider, static (sp, name) =>
+            new SqliteGrainStorage(name, sp.GetRequiredService<SqliteDatabase>(), sp.GetRequiredService<IGrainStorageSerializer>()));
     }
 }

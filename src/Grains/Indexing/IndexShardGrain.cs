@@ -146,7 +146,7 @@ public sealed class IndexShardGrain(
             if (bySeq.TryGetValue(seq, out var row))
             {
                 result.Add(new SearchHit(row.DocumentId, ChunkId(row.DocumentId, row.Ordinal), row.Text ?? "", score,
-                    row.Title, row.Section, row.MetadataJson, row.Start, row.End));
+                    row.Title, row.Section, row.MetadataJson, row.Start, row.End, row.Page));
             }
         }
 

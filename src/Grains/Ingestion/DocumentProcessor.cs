@@ -19,16 +19,21 @@ public sealed class DocumentProcessor(IEmbeddingService embeddings)
     /// <summary>Word pieces reserved for the title/heading prefix.</summary>
     public const int PrefixBudget = 24;
 
-    private static readonly IDocumentParser[] Parsers = [new MarkdownParser(), new PlainTextParser()];
+    private static readonly DocumentParsers Parsers = new();
 
     public PreparedDocument Prepare(byte[] content, string sourceType, string? fileName, string? title, CollectionSettings settings)
     {
-        var parser = Array.Find(Parsers, p => p.CanParse(sourceType))
-            ?? throw new RagException(RagErrorKind.UnsupportedMediaType, $"Documents of type '{sourceType}' are not supported.");
         ParsedDocument parsed;
-        using (var stream = new MemoryStream(content, writable: false))
+        try
         {
+            var parser = Parsers.For(sourceType);
+            using var stream = new MemoryStream(content, writable: false);
             parsed = parser.Parse(stream, fileName);
+        }
+        catch (DocumentParseException ex)
+        {
+            // The content itself is the problem: a clear, permanent failure (no retry).
+            throw new RagException(ex.Kind == DocumentFailure.Unsupported ? RagErrorKind.UnsupportedMediaType : RagErrorKind.Unprocessable, ex.Message);
         }
 
         if (string.IsNullOrWhiteSpace(parsed.Text))

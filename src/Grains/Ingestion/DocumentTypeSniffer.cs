@@ -11,6 +11,8 @@ public static class DocumentTypeSniffer
     /// <summary>How many leading bytes <see cref="Detect"/> looks at; callers may pass more or fewer.</summary>
     public const int RecommendedHeadLength = 4096;
 
+    private static ReadOnlySpan<byte> OleCompoundFileMagic => [0xD0, 0xCF, 0x11, 0xE0];
+
     /// <summary>
     /// Detects the source type of an upload.
     /// </summary>
@@ -25,12 +27,18 @@ public static class DocumentTypeSniffer
             return DocumentTypes.Pdf;
         }
 
+        var declaredDocx = HasExtension(fileName, ".docx") ||
+            MediaType(contentType) == "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
         if (head.StartsWith("PK\u0003\u0004"u8))
         {
             // Only DOCX is a zip we plan to read; other Office or archive files are refused.
-            var declaredDocx = HasExtension(fileName, ".docx") ||
-                MediaType(contentType) == "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
             return declaredDocx || IndexOf(head, "word/"u8) >= 0 ? DocumentTypes.Docx : DocumentTypes.Unsupported;
+        }
+
+        if (declaredDocx && head.StartsWith(OleCompoundFileMagic))
+        {
+            // A password-protected DOCX is an OLE container: let the DOCX parser say "encrypted" instead of "unsupported".
+            return DocumentTypes.Docx;
         }
 
         var isUtf16 = TextDecoding.Detect(head, out var bom) != TextDecoding.Kind.Utf8;

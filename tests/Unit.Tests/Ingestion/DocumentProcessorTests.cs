@@ -66,7 +66,10 @@ public sealed class DocumentProcessorTests : IAsyncLifetime
         var processor = new DocumentProcessor(_embeddings);
         var empty = Assert.Throws<RagException>(() => processor.Prepare("   \n\n "u8.ToArray(), "text", null, null, Settings));
         Assert.Equal(RagErrorKind.Unprocessable, empty.Kind);
-        var unsupported = Assert.Throws<RagException>(() => processor.Prepare("x"u8.ToArray(), "pdf", null, null, Settings));
+        var unsupported = Assert.Throws<RagException>(() => processor.Prepare("x"u8.ToArray(), "unsupported", null, null, Settings));
         Assert.Equal(RagErrorKind.UnsupportedMediaType, unsupported.Kind);
+        var corrupt = Assert.Throws<RagException>(() => processor.Prepare("%PDF-1.7 truncated"u8.ToArray(), "pdf", "a.pdf", null, Settings));
+        Assert.Equal(RagErrorKind.Unprocessable, corrupt.Kind);
+        Assert.False(string.IsNullOrWhiteSpace(corrupt.Message));
     }
 }
