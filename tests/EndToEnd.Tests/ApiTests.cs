@@ -185,6 +185,13 @@ public sealed class ApiTests(ServiceFixture fixture)
         Assert.Equal(2024, persistent[0]!["metadata"]!["year"]!.GetValue<int>());
         Assert.Contains("Reminders are persistent", persistent[0].Str("text"), StringComparison.Ordinal);
 
+        // Every mode answers; an exact rare word is found by keyword search alone.
+        var keyword = await (await admin.PostJson("/v1/collections/kb/search", new { query = "Celsius", mode = "keyword" })).ExpectJson(HttpStatusCode.OK);
+        Assert.Equal("bread", keyword["results"]![0].Str("documentId"));
+        var vector = await (await admin.PostJson("/v1/collections/kb/search", new { query = "oven temperature for loaves", mode = "vector", topK = 1 })).ExpectJson(HttpStatusCode.OK);
+        Assert.Equal("bread", vector["results"]![0].Str("documentId"));
+        await (await admin.PostJson("/v1/collections/kb/search", new { query = "x", mode = "psychic" })).ExpectProblem(HttpStatusCode.BadRequest);
+
         var chat = await (await admin.PostJson("/v1/collections/kb/chat", new { message = "Are reminders persistent?" })).ExpectJson(HttpStatusCode.OK);
         var answer = chat.Str("answer");
         Assert.Contains("Reminders are persistent", answer, StringComparison.Ordinal);

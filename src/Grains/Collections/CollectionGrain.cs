@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using RagOrleans.Abstractions;
+using RagOrleans.Grains.Retrieval;
 using RagOrleans.Grains.Storage;
 
 namespace RagOrleans.Grains.Collections;
@@ -24,6 +25,7 @@ public sealed class CollectionGrain(
     ILogger<CollectionGrain> logger) : Grain, ICollectionGrain
 {
     private const int MaxTopK = 100;
+    private const int HybridDepth = 50;
     private string _tenantId = "";
     private string _name = "";
 
@@ -162,39 +164,47 @@ public sealed class CollectionGrain(
             throw RagException.Invalid($"topK must be between 1 and {MaxTopK}.");
         }
 
-        var vectors = await GrainFactory.GetGrain<IEmbedderGrain>(0).Embed(settings.Model, [query.Query], EmbeddingKind.Query);
-        var vector = vectors[0];
-        if (settings.ShardCount == 1)
+        float[]? vector = null;
+        if (query.Mode != SearchMode.Keyword)
         {
-            return await Shard(0).Search(vector, topK);
+            vector = (await GrainFactory.GetGrain<IEmbedderGrain>(0).Embed(settings.Model, [query.Query], EmbeddingKind.Query))[0];
         }
 
-        var tasks = new Task<IReadOnlyList<SearchHit>>[settings.ShardCount];
+        // Hybrid fuses deeper lists than it returns: a chunk ranked 30th by one signal and 5th by the other can win.
+        var depth = query.Mode == SearchMode.Hybrid ? Math.Max(topK, HybridDepth) : topK;
+        var text = query.Mode == SearchMode.Vector ? null : query.Query;
+        var tasks = new Task<ShardCandidates>[settings.ShardCount];
         for (var i = 0; i < tasks.Length; i++)
         {
-            tasks[i] = Shard(i).Search(vector, topK);
+            tasks[i] = Shard(i).Candidates(vector, text, depth);
         }
 
-        var all = await Task.WhenAll(tasks);
-        return MergeTopK(all, topK);
-    }
-
-    /// <summary>Global top-k of per-shard top-k lists: each shard's best k contain every global winner it holds.</summary>
-    internal static IReadOnlyList<SearchHit> MergeTopK(IReadOnlyList<IReadOnlyList<SearchHit>> perShard, int topK)
-    {
-        var merged = new List<SearchHit>();
-        foreach (var hits in perShard)
+        var perShard = await Task.WhenAll(tasks);
+        var dense = RankFusion.MergeByScore(perShard.SelectMany((c, shard) => c.DenseSeqs.Select((seq, i) => new RankedCandidate(shard, seq, c.DenseScores[i]))), depth);
+        var keyword = RankFusion.MergeByScore(perShard.SelectMany((c, shard) => c.KeywordSeqs.Select((seq, i) => new RankedCandidate(shard, seq, c.KeywordScores[i]))), depth);
+        var winners = query.Mode switch
         {
-            merged.AddRange(hits);
-        }
+            SearchMode.Vector => dense.Take(topK).Select(c => new FusedCandidate(c.Shard, c.Seq, c.Score)).ToList(),
+            SearchMode.Keyword => keyword.Take(topK).Select(c => new FusedCandidate(c.Shard, c.Seq, c.Score)).ToList(),
+            _ => RankFusion.Fuse([dense, keyword], topK),
+        };
 
-        merged.Sort(static (a, b) => b.Score != a.Score ? b.Score.CompareTo(a.Score) : string.CompareOrdinal(a.ChunkId, b.ChunkId));
-        if (merged.Count > topK)
+        // Fetch text only for the winners, one call per shard that holds any.
+        var hits = new SearchHit?[winners.Count];
+        var hydrations = winners.Select((w, i) => (w, i)).GroupBy(x => x.w.Shard).Select(async group =>
         {
-            merged.RemoveRange(topK, merged.Count - topK);
-        }
-
-        return merged;
+            var items = group.ToList();
+            var rows = await Shard(group.Key).Hydrate(items.Select(x => x.w.Seq).ToArray());
+            for (var j = 0; j < items.Count; j++)
+            {
+                if (rows[j] is { } row)
+                {
+                    hits[items[j].i] = row with { Score = items[j].w.Score };
+                }
+            }
+        });
+        await Task.WhenAll(hydrations);
+        return hits.Where(h => h is not null).Select(h => h!).ToList();
     }
 
     /// <summary>Stable shard of a document: every chunk of one document lives in one shard.</summary>

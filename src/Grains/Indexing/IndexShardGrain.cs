@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using RagOrleans.Abstractions;
+using RagOrleans.Grains.Indexing.Keyword;
 using RagOrleans.Grains.Storage;
 
 namespace RagOrleans.Grains.Indexing;
@@ -122,15 +123,39 @@ public sealed class IndexShardGrain(
     public async Task<IReadOnlyList<SearchHit>> Search(float[] queryVector, int topK)
     {
         var hits = _index.Search(queryVector, topK, Math.Max(options.Value.EfSearch, topK));
-        if (hits.Count == 0)
-        {
-            return [];
-        }
-
         var seqs = new long[hits.Count];
         for (var i = 0; i < hits.Count; i++)
         {
             seqs[i] = hits[i].Seq;
+        }
+
+        var rows = await Hydrate(seqs);
+        var result = new List<SearchHit>(hits.Count);
+        for (var i = 0; i < rows.Count; i++)
+        {
+            if (rows[i] is { } row)
+            {
+                result.Add(row with { Score = hits[i].Score });
+            }
+        }
+
+        return result;
+    }
+
+    public Task<ShardCandidates> Candidates(float[]? queryVector, string? queryText, int depth)
+    {
+        var dense = queryVector is null ? [] : _index.Search(queryVector, depth, Math.Max(options.Value.EfSearch, depth));
+        var keyword = string.IsNullOrWhiteSpace(queryText) ? [] : _index.SearchKeywords(queryText, depth);
+        return Task.FromResult(new ShardCandidates(
+            dense.Select(h => h.Seq).ToArray(), dense.Select(h => h.Score).ToArray(),
+            keyword.Select(h => h.Seq).ToArray(), keyword.Select(h => h.Score).ToArray()));
+    }
+
+    public async Task<IReadOnlyList<SearchHit?>> Hydrate(long[] seqs)
+    {
+        if (seqs.Length == 0)
+        {
+            return [];
         }
 
         var rows = await log.GetAsync(ShardKey, seqs);
@@ -140,13 +165,13 @@ public sealed class IndexShardGrain(
             bySeq[row.Seq] = row;
         }
 
-        var result = new List<SearchHit>(hits.Count);
-        foreach (var (seq, score) in hits)
+        var result = new SearchHit?[seqs.Length];
+        for (var i = 0; i < seqs.Length; i++)
         {
-            if (bySeq.TryGetValue(seq, out var row))
+            if (bySeq.TryGetValue(seqs[i], out var row))
             {
-                result.Add(new SearchHit(row.DocumentId, ChunkId(row.DocumentId, row.Ordinal), row.Text ?? "", score,
-                    row.Title, row.Section, row.MetadataJson, row.Start, row.End, row.Page));
+                result[i] = new SearchHit(row.DocumentId, ChunkId(row.DocumentId, row.Ordinal), row.Text ?? "", 0f,
+                    row.Title, row.Section, row.MetadataJson, row.Start, row.End, row.Page);
             }
         }
 
@@ -202,9 +227,10 @@ public sealed class IndexShardGrain(
 public sealed class ShardIndex(HnswOptions hnswOptions)
 {
     private const uint Magic = 0x44485352; // "RSHD"
-    private const int FormatVersion = 2;
+    private const int FormatVersion = 3;
 
     private HnswIndex? _hnsw;
+    private Bm25Index _keywords = new();
     private long[] _seqOf = new long[256];
     private readonly Dictionary<string, List<int>> _documents = new(StringComparer.Ordinal);
 
@@ -215,7 +241,7 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
     public int DocumentCount => _documents.Count;
 
     /// <summary>Approximate bytes held.</summary>
-    public long EstimatedMemoryBytes => (_hnsw?.EstimatedMemoryBytes ?? 0) + _seqOf.LongLength * sizeof(long) + _documents.Count * 64L;
+    public long EstimatedMemoryBytes => (_hnsw?.EstimatedMemoryBytes ?? 0) + _keywords.EstimatedMemoryBytes + _seqOf.LongLength * sizeof(long) + _documents.Count * 64L;
 
     /// <summary>True if the document has chunks here.</summary>
     public bool HasDocument(string documentId) => _documents.ContainsKey(documentId);
@@ -234,6 +260,7 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
                 }
 
                 _seqOf[id] = entry.Seq;
+                _keywords.Add(id, KeywordText(entry));
                 if (!_documents.TryGetValue(entry.DocumentId, out var ids))
                 {
                     _documents[entry.DocumentId] = ids = [];
@@ -247,6 +274,7 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
                     foreach (var r in removed)
                     {
                         _hnsw!.Delete(r);
+                        _keywords.Remove(r);
                     }
                 }
 
@@ -279,7 +307,24 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
         return result;
     }
 
-    /// <summary>Writes the shard snapshot: checksummed id maps, then the HNSW's own checksummed format.</summary>
+    /// <summary>Best <paramref name="k"/> chunks by BM25 as (log sequence number, score).</summary>
+    public IReadOnlyList<(long Seq, float Score)> SearchKeywords(string query, int k)
+    {
+        var hits = _keywords.Search(query, k);
+        var result = new (long, float)[hits.Count];
+        for (var i = 0; i < hits.Count; i++)
+        {
+            result[i] = (_seqOf[hits[i].Id], hits[i].Score);
+        }
+
+        return result;
+    }
+
+    /// <summary>Keyword matching sees the chunk in its context, like the embedding does.</summary>
+    private static string KeywordText(ChunkLogEntry entry) =>
+        string.Concat(entry.Title, "\n", entry.Section, "\n", entry.Text);
+
+    /// <summary>Writes the shard snapshot: checksummed id maps, then the HNSW's and the keyword index's own checksummed formats.</summary>
     public void WriteTo(Stream stream)
     {
         var maps = new MemoryStream();
@@ -313,6 +358,7 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
         }
 
         _hnsw?.WriteTo(stream);
+        _keywords.WriteTo(stream);
     }
 
     /// <summary>Reads a snapshot written by <see cref="WriteTo"/>; InvalidDataException if damaged.</summary>
@@ -377,6 +423,8 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
             {
                 index._hnsw = HnswIndex.ReadFrom(stream);
             }
+
+            index._keywords = Bm25Index.ReadFrom(stream);
 
             return index;
         }

@@ -89,6 +89,32 @@ public sealed class ShardIndexTests
         Assert.Throws<InvalidDataException>(() => ShardIndex.ReadFrom(new MemoryStream(bytes), Options));
     }
 
+    [Fact]
+    public void Keyword_search_finds_rare_terms_forgets_deleted_documents_and_survives_snapshots()
+    {
+        var random = new Random(11);
+        var index = new ShardIndex(Options);
+        string[] texts = ["The quokka is a small marsupial.", "Kangaroos hop across Australia.", "Compilers translate source code."];
+        for (var i = 0; i < texts.Length; i++)
+        {
+            index.Apply(new ChunkLogEntry(i + 1, ChunkOp.Add, $"d{i}", 0, texts[i], UnitVector(random, 8), 0, 0, "Animals", null, "Notes", null));
+        }
+
+        Assert.Equal(1, index.SearchKeywords("quokka", 5).Single().Seq);
+        Assert.Equal(2, index.SearchKeywords("kangaroo", 5).Single().Seq);
+        Assert.Equal(3, index.SearchKeywords("animals", 5).Count); // the section heading is indexed with every chunk
+
+        index.Apply(new ChunkLogEntry(4, ChunkOp.DeleteDocument, "d0", 0, null, null, 0, 0, null, null, null, null));
+        Assert.Empty(index.SearchKeywords("quokka", 5));
+
+        var stream = new MemoryStream();
+        index.WriteTo(stream);
+        stream.Position = 0;
+        var restored = ShardIndex.ReadFrom(stream, Options);
+        Assert.Empty(restored.SearchKeywords("quokka", 5));
+        Assert.Equal(index.SearchKeywords("compilers source", 5), restored.SearchKeywords("compilers source", 5));
+    }
+
     private static float[] UnitVector(Random random, int dims)
     {
         var v = new float[dims];
