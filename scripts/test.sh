@@ -14,6 +14,19 @@ if ! dotnet build RagOrleans.sln -c Release -nologo -v quiet; then
   exit 1
 fi
 
+# Integration tests talk to real PostgreSQL and Redis: start throwaway servers on loopback (installing the
+# Debian packages if missing) and stop them afterwards, whatever happens.
+if ! bash scripts/test-services.sh up >&2; then
+  echo "could not start PostgreSQL and Redis for the integration tests"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+trap 'bash scripts/test-services.sh down >&2 || true' EXIT
+set -a
+# shellcheck disable=SC1091
+. artifacts/test-services.env
+set +a
+
 status=0
 for project in tests/*/*.csproj; do
   name=$(basename "$project" .csproj)

@@ -20,20 +20,17 @@ builder.Services.ConfigureHttpJsonOptions(o =>
     o.SerializerOptions.MaxDepth = 32;
 });
 
-var mode = builder.Configuration[$"{RagOptions.Section}:Mode"] ?? "embedded";
-if (!string.Equals(mode, "embedded", StringComparison.OrdinalIgnoreCase))
+// Embedded mode (default): this process co-hosts one silo; all state lives under Rag:DataDir.
+// Cluster mode: a stateless Orleans client of the silos, which it finds through the membership table.
+var clusterMode = ClusterHosting.IsClusterMode(builder.Configuration);
+if (clusterMode)
 {
-    throw new InvalidOperationException($"Rag:Mode '{mode}' is not supported by this build; use 'embedded'.");
+    builder.UseOrleansClient(client => client.UseRagClient(builder.Configuration));
 }
-
-// Embedded mode: this process co-hosts one silo with localhost clustering; all state lives under Rag:DataDir.
-var siloPort = builder.Configuration.GetValue("Orleans:SiloPort", 11111);
-var gatewayPort = builder.Configuration.GetValue("Orleans:GatewayPort", 30000);
-builder.UseOrleans(silo =>
+else
 {
-    silo.UseLocalhostClustering(siloPort, gatewayPort, serviceId: "ragorleans", clusterId: "embedded");
-    silo.AddRag();
-});
+    builder.UseOrleans(silo => silo.UseRagSilo(builder.Configuration));
+}
 
 var app = builder.Build();
 app.UseExceptionHandler();
@@ -54,7 +51,12 @@ if (operatorKey.KeyFile is not null)
     app.Logger.LogInformation("Operator key file: {KeyFile}", operatorKey.KeyFile);
 }
 
-app.Run();
+if (clusterMode)
+{
+    await ClusterHosting.EnsureSchemaAsync(builder.Configuration, app.Services.GetRequiredService<ILoggerFactory>());
+}
+
+await app.RunAsync();
 
 /// <summary>Entry point type, visible to integration tests.</summary>
 public partial class Program;

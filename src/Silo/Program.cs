@@ -2,17 +2,12 @@ using RagOrleans.Abstractions;
 using RagOrleans.Grains;
 using RagOrleans.Grains.Hosting;
 
-// The silo host on its own (no HTTP API beyond probes). Cluster membership comes with cluster mode; until
-// then it uses localhost clustering with the same storage as the embedded frontend.
+// The silo host (no HTTP API beyond probes). Rag:Mode=cluster joins the PostgreSQL-backed cluster; the
+// default embedded mode runs a lone localhost silo with the embedded storage.
 // Settings ship beside the binary; relative data paths still resolve against the working directory.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
-var siloPort = builder.Configuration.GetValue("Orleans:SiloPort", 11111);
-var gatewayPort = builder.Configuration.GetValue("Orleans:GatewayPort", 30000);
-builder.UseOrleans(silo =>
-{
-    silo.UseLocalhostClustering(siloPort, gatewayPort, serviceId: "ragorleans", clusterId: "embedded");
-    silo.AddRag();
-});
+builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = builder.Configuration.GetValue("Rag:ShutdownTimeout", TimeSpan.FromSeconds(60)));
+builder.UseOrleans(silo => silo.UseRagSilo(builder.Configuration));
 
 var app = builder.Build();
 app.MapGet("/healthz", () => TypedResults.Ok(new { status = "alive" }));
@@ -20,4 +15,9 @@ app.MapGet("/readyz", async (IGrainFactory grains) =>
     await grains.GetGrain<IEmbedderGrain>(0).IsReady()
         ? Results.Ok(new { status = "ready" })
         : Results.Json(new { status = "starting" }, statusCode: 503));
-app.Run();
+if (ClusterHosting.IsClusterMode(builder.Configuration))
+{
+    await ClusterHosting.EnsureSchemaAsync(builder.Configuration, app.Services.GetRequiredService<ILoggerFactory>());
+}
+
+await app.RunAsync();

@@ -1,0 +1,139 @@
+using System.Net;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Orleans.Configuration;
+using Orleans.Storage;
+using RagOrleans.Grains.Storage;
+using RagOrleans.Grains.Storage.Postgres;
+using StackExchange.Redis;
+
+namespace RagOrleans.Grains.Hosting;
+
+/// <summary>
+/// Topology choices shared by the silo host and the frontend. <c>Rag:Mode</c> = <c>embedded</c> (default:
+/// one process, localhost clustering, SQLite + files) or <c>cluster</c> (membership and reminders in
+/// PostgreSQL through Orleans' ADO.NET providers, grain state in Redis, documents/chunk log/snapshots/blobs
+/// in PostgreSQL).
+/// </summary>
+public static class ClusterHosting
+{
+    /// <summary>Orleans service id: part of every storage key, so it never changes between deployments.</summary>
+    public const string ServiceId = "ragorleans";
+
+    /// <summary>True when <c>Rag:Mode</c> is <c>cluster</c>; throws on an unknown mode.</summary>
+    public static bool IsClusterMode(IConfiguration configuration)
+    {
+        var mode = configuration[$"{RagOptions.Section}:Mode"] ?? "embedded";
+        return mode.ToLowerInvariant() switch
+        {
+            "embedded" => false,
+            "cluster" => true,
+            _ => throw new InvalidOperationException($"Rag:Mode '{mode}' is not supported; use 'embedded' or 'cluster'."),
+        };
+    }
+
+    /// <summary>The PostgreSQL connection string of cluster mode.</summary>
+    public static string PostgresConnectionString(IConfiguration configuration) =>
+        configuration.GetConnectionString("Postgres") is { Length: > 0 } cs
+            ? cs
+            : throw new InvalidOperationException("Cluster mode needs ConnectionStrings:Postgres (env ConnectionStrings__Postgres).");
+
+    /// <summary>The Redis connection string of cluster mode.</summary>
+    public static string RedisConnectionString(IConfiguration configuration) =>
+        configuration.GetConnectionString("Redis") is { Length: > 0 } cs
+            ? cs
+            : throw new InvalidOperationException("Cluster mode needs ConnectionStrings:Redis (env ConnectionStrings__Redis).");
+
+    /// <summary>Creates or upgrades our PostgreSQL schema (Orleans' tables included); safe when many processes start at once.</summary>
+    public static async Task EnsureSchemaAsync(IConfiguration configuration, ILoggerFactory loggers, CancellationToken cancellationToken = default)
+    {
+        await using var dataSource = NpgsqlDataSource.Create(PostgresConnectionString(configuration));
+        await new PostgresSchema(dataSource, loggers.CreateLogger<PostgresSchema>()).ApplyAsync(cancellationToken);
+    }
+
+    /// <summary>Configures a silo's clustering, endpoints and storage for the configured mode, plus the grains' services.</summary>
+    public static ISiloBuilder UseRagSilo(this ISiloBuilder silo, IConfiguration configuration)
+    {
+        var siloPort = configuration.GetValue("Orleans:SiloPort", 11111);
+        var gatewayPort = configuration.GetValue("Orleans:GatewayPort", 30000);
+        if (!IsClusterMode(configuration))
+        {
+            silo.UseLocalhostClustering(siloPort, gatewayPort, serviceId: ServiceId, clusterId: "embedded");
+            return silo.AddRag();
+        }
+
+        var postgres = PostgresConnectionString(configuration);
+        var redis = RedisConnectionString(configuration);
+        silo.Configure<ClusterOptions>(o =>
+        {
+            o.ServiceId = ServiceId;
+            o.ClusterId = configuration["Orleans:ClusterId"] ?? "rag";
+        });
+        silo.Configure<SiloOptions>(o => o.SiloName = configuration["Orleans:SiloName"] ?? $"silo-{Environment.MachineName}-{siloPort}");
+        var advertised = IPAddress.Parse(configuration["Orleans:AdvertisedIP"] ?? "127.0.0.1");
+        silo.ConfigureEndpoints(advertised, siloPort, gatewayPort, listenOnAnyHostAddress: configuration.GetValue("Orleans:ListenOnAnyHostAddress", false));
+        silo.UseAdoNetClustering(o =>
+        {
+            o.Invariant = "Npgsql";
+            o.ConnectionString = postgres;
+        });
+        silo.UseAdoNetReminderService(o =>
+        {
+            o.Invariant = "Npgsql";
+            o.ConnectionString = postgres;
+        });
+
+        // Seconds, not a minute: a dead silo's shards must move quickly. Overridable under Orleans:Membership.
+        silo.Configure<ClusterMembershipOptions>(o =>
+        {
+            o.ProbeTimeout = TimeSpan.FromSeconds(1);
+            o.NumMissedProbesLimit = 3;
+            o.NumVotesForDeathDeclaration = 2;
+            o.TableRefreshTimeout = TimeSpan.FromSeconds(2);
+            o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(10);
+            configuration.GetSection("Orleans:Membership").Bind(o);
+        });
+
+        silo.AddRag(storage: services =>
+        {
+            services.AddSingleton(_ => NpgsqlDataSource.Create(postgres));
+            services.AddSingleton<IDocumentStore, PostgresDocumentStore>();
+            services.AddSingleton<IChunkLog, PostgresChunkLog>();
+            services.AddSingleton<IConversationStore, PostgresConversationStore>();
+            services.AddSingleton<ISnapshotStore, PostgresSnapshotStore>();
+            services.AddSingleton<IBlobStore, PostgresBlobStore>();
+        });
+        silo.AddRedisGrainStorage(RagStorage.GrainStateProvider, ob => ob.Configure<IServiceProvider>((o, sp) =>
+        {
+            o.ConfigurationOptions = ConfigurationOptions.Parse(redis);
+            o.GrainStorageSerializer = sp.GetRequiredService<IGrainStorageSerializer>();
+        }));
+        return silo;
+    }
+
+    /// <summary>Configures an Orleans client (the cluster-mode frontend) to find gateways through the membership table.</summary>
+    public static IClientBuilder UseRagClient(this IClientBuilder client, IConfiguration configuration)
+    {
+        var postgres = PostgresConnectionString(configuration);
+        client.Configure<ClusterOptions>(o =>
+        {
+            o.ServiceId = ServiceId;
+            o.ClusterId = configuration["Orleans:ClusterId"] ?? "rag";
+        });
+        client.UseAdoNetClustering(o =>
+        {
+            o.Invariant = "Npgsql";
+            o.ConnectionString = postgres;
+        });
+        client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
+        client.UseConnectionRetryFilter(async (exception, cancellationToken) =>
+        {
+            // Frontends may start before any silo: keep trying instead of failing the host.
+            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
+            return true;
+        });
+        return client;
+    }
+}
