@@ -315,26 +315,7 @@ public sealed class ExtractiveAnswerer
             sentence = sentence[2..].TrimStart();
         }
 
-        var sb = new StringBuilder(sentence.Length);
-        var space = false;
-        foreach (var c in sentence)
-        {
-            if (char.IsWhiteSpace(c))
-            {
-                space = sb.Length > 0;
-                continue;
-            }
-
-            if (space)
-            {
-                sb.Append(' ');
-                space = false;
-            }
-
-            sb.Append(c);
-        }
-
-        return sb.ToString();
+        return Common.Whitespace.Collapse(sentence);
     }
 
     /// <summary>Code, table rows, bare URLs and fragments read badly as an answer.</summary>

@@ -140,29 +140,7 @@ internal sealed class DocumentTextBuilder(int maxCharacters)
     }
 
     /// <summary>Collapses whitespace runs (including NBSP and line breaks) to one space and trims.</summary>
-    internal static string Collapse(string text)
-    {
-        var sb = new StringBuilder(text.Length);
-        var space = false;
-        foreach (var c in text)
-        {
-            if (char.IsWhiteSpace(c) || c == '\u200B' || char.IsControl(c))
-            {
-                space = sb.Length > 0;
-                continue;
-            }
-
-            if (space)
-            {
-                sb.Append(' ');
-                space = false;
-            }
-
-            sb.Append(c);
-        }
-
-        return sb.ToString();
-    }
+    internal static string Collapse(string text) => Common.Whitespace.Collapse(text);
 
     private void CloseSection()
     {

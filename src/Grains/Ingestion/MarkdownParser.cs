@@ -153,7 +153,7 @@ public sealed class MarkdownParser : IDocumentParser
 
         private void RenderHeading(HeadingBlock heading)
         {
-            var title = heading.Inline is null ? string.Empty : CollapseWhitespace(RenderInline(heading.Inline));
+            var title = heading.Inline is null ? string.Empty : Common.Whitespace.Collapse(RenderInline(heading.Inline));
             CloseSection();
             if (title.Length == 0)
             {
@@ -247,7 +247,7 @@ public sealed class MarkdownParser : IDocumentParser
                 {
                     if (cellBlock is TableCell cell)
                     {
-                        cells.Add(CollapseWhitespace(RenderContainerText(cell)));
+                        cells.Add(Common.Whitespace.Collapse(RenderContainerText(cell)));
                     }
                 }
 
@@ -298,7 +298,7 @@ public sealed class MarkdownParser : IDocumentParser
         private void WriteLines(string inlineText, string indent, bool tight)
         {
             var lines = inlineText.Split('\n')
-                .Select(CollapseWhitespace)
+                .Select(t => Common.Whitespace.Collapse(t))
                 .Where(l => l.Length > 0)
                 .ToList();
             if (lines.Count == 0)
@@ -484,30 +484,6 @@ public sealed class MarkdownParser : IDocumentParser
             }
 
             return null;
-        }
-
-        private static string CollapseWhitespace(string text)
-        {
-            var sb = new StringBuilder(text.Length);
-            var space = false;
-            foreach (var c in text)
-            {
-                if (char.IsWhiteSpace(c))
-                {
-                    space = sb.Length > 0;
-                    continue;
-                }
-
-                if (space)
-                {
-                    sb.Append(' ');
-                    space = false;
-                }
-
-                sb.Append(c);
-            }
-
-            return sb.ToString();
         }
     }
 }

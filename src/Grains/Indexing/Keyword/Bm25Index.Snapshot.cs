@@ -334,21 +334,7 @@ public sealed partial class Bm25Index
     {
         public const uint Seed = 0xFFFF_FFFF;
 
-        public static uint Update(uint crc, ReadOnlySpan<byte> bytes)
-        {
-            var words = MemoryMarshal.Cast<byte, ulong>(bytes);
-            foreach (var word in words)
-            {
-                crc = BitOperations.Crc32C(crc, word);
-            }
-
-            foreach (var b in bytes[(words.Length * sizeof(ulong))..])
-            {
-                crc = BitOperations.Crc32C(crc, b);
-            }
-
-            return crc;
-        }
+        public static uint Update(uint crc, ReadOnlySpan<byte> bytes) => Crc32C.Update(crc, bytes);
 
         public static uint Finish(uint crc) => ~crc;
     }
