@@ -82,7 +82,16 @@ public enum SearchMode
 public sealed record SearchQuery(
     [property: Id(0)] string Query,
     [property: Id(1)] int TopK,
-    [property: Id(2)] SearchMode Mode = SearchMode.Hybrid);
+    [property: Id(2)] SearchMode Mode = SearchMode.Hybrid,
+    [property: Id(3)] bool Explain = false);
+
+/// <summary>How a hit was ranked: its place and score in each list that produced it (1-based ranks).</summary>
+[GenerateSerializer, Immutable, Alias("rag.SearchExplanation")]
+public sealed record SearchExplanation(
+    [property: Id(0)] int? DenseRank,
+    [property: Id(1)] float? DenseScore,
+    [property: Id(2)] int? KeywordRank,
+    [property: Id(3)] float? KeywordScore);
 
 /// <summary>One ranked passage.</summary>
 [GenerateSerializer, Immutable, Alias("rag.SearchHit")]
@@ -96,7 +105,8 @@ public sealed record SearchHit(
     [property: Id(6)] string? MetadataJson,
     [property: Id(7)] int Start,
     [property: Id(8)] int End,
-    [property: Id(9)] int? Page = null);
+    [property: Id(9)] int? Page = null,
+    [property: Id(10)] SearchExplanation? Explain = null);
 
 /// <summary>A collection: settings, document registry, write routing to shards, search fan-out and merge.</summary>
 [Alias("rag.ICollectionGrain")]

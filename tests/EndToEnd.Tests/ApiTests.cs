@@ -191,6 +191,15 @@ public sealed class ApiTests(ServiceFixture fixture)
         var vector = await (await admin.PostJson("/v1/collections/kb/search", new { query = "oven temperature for loaves", mode = "vector", topK = 1 })).ExpectJson(HttpStatusCode.OK);
         Assert.Equal("bread", vector["results"]![0].Str("documentId"));
         await (await admin.PostJson("/v1/collections/kb/search", new { query = "x", mode = "psychic" })).ExpectProblem(HttpStatusCode.BadRequest);
+        var explained = await (await admin.PostJson("/v1/collections/kb/search", new { query = "bread oven Celsius", explain = true, topK = 3 })).ExpectJson(HttpStatusCode.OK);
+        var top = explained["results"]![0]!;
+        Assert.Equal("bread", top.Str("documentId"));
+        Assert.Equal(1, top["explain"]!["keywordRank"]!.GetValue<int>());
+        Assert.True(top["explain"]!["denseRank"]!.GetValue<int>() >= 1);
+        Assert.True(top["explain"]!["denseScore"]!.GetValue<float>() > 0);
+        var fused = 1f / (60 + top["explain"]!["denseRank"]!.GetValue<int>()) + 1f / 61;
+        Assert.Equal(fused, top["score"]!.GetValue<float>(), 4);
+        Assert.Null(keyword["results"]![0]!["explain"]);
 
         var chat = await (await admin.PostJson("/v1/collections/kb/chat", new { message = "Are reminders persistent?" })).ExpectJson(HttpStatusCode.OK);
         var answer = chat.Str("answer");

@@ -48,12 +48,12 @@ public sealed record DocumentResponse(
 public sealed record DocumentListResponse(IReadOnlyList<DocumentResponse> Documents, string? NextCursor);
 
 /// <summary>Body of POST /v1/collections/{name}/search.</summary>
-public sealed record SearchRequest(string? Query, int? TopK, SearchMode? Mode);
+public sealed record SearchRequest(string? Query, int? TopK, SearchMode? Mode, bool? Explain);
 
 /// <summary>One search result.</summary>
-public sealed record SearchResult(string DocumentId, string ChunkId, string Text, float Score, string? Title, string? Section, int? Page, JsonElement? Metadata)
+public sealed record SearchResult(string DocumentId, string ChunkId, string Text, float Score, string? Title, string? Section, int? Page, JsonElement? Metadata, SearchExplanation? Explain)
 {
-    public static SearchResult From(SearchHit h) => new(h.DocumentId, h.ChunkId, h.Text, h.Score, h.Title, h.Section, h.Page, Json.Parse(h.MetadataJson));
+    public static SearchResult From(SearchHit h) => new(h.DocumentId, h.ChunkId, h.Text, h.Score, h.Title, h.Section, h.Page, Json.Parse(h.MetadataJson), h.Explain);
 }
 
 /// <summary>Search results, best first.</summary>

@@ -22,7 +22,7 @@ public static class SearchApi
     private static async Task<Ok<SearchResponse>> Search(string name, SearchRequest request, HttpContext http, IGrainFactory grains)
     {
         var query = RequireText(request.Query, "query");
-        var hits = await CollectionsApi.Collection(grains, http, name).Search(new SearchQuery(query, request.TopK ?? 10, request.Mode ?? SearchMode.Hybrid));
+        var hits = await CollectionsApi.Collection(grains, http, name).Search(new SearchQuery(query, request.TopK ?? 10, request.Mode ?? SearchMode.Hybrid, request.Explain ?? false));
         return TypedResults.Ok(new SearchResponse(hits.Select(SearchResult.From).ToList()));
     }
 

@@ -189,6 +189,23 @@ public sealed class CollectionGrain(
             _ => RankFusion.Fuse([dense, keyword], topK),
         };
 
+        Dictionary<(int, long), SearchExplanation>? explanations = null;
+        if (query.Explain)
+        {
+            explanations = [];
+            for (var r = 0; r < dense.Count; r++)
+            {
+                explanations[(dense[r].Shard, dense[r].Seq)] = new SearchExplanation(r + 1, dense[r].Score, null, null);
+            }
+
+            for (var r = 0; r < keyword.Count; r++)
+            {
+                var key = (keyword[r].Shard, keyword[r].Seq);
+                explanations[key] = (explanations.GetValueOrDefault(key) ?? new SearchExplanation(null, null, null, null))
+                    with { KeywordRank = r + 1, KeywordScore = keyword[r].Score };
+            }
+        }
+
         // Fetch text only for the winners, one call per shard that holds any.
         var hits = new SearchHit?[winners.Count];
         var hydrations = winners.Select((w, i) => (w, i)).GroupBy(x => x.w.Shard).Select(async group =>
@@ -199,7 +216,11 @@ public sealed class CollectionGrain(
             {
                 if (rows[j] is { } row)
                 {
-                    hits[items[j].i] = row with { Score = items[j].w.Score };
+                    hits[items[j].i] = row with
+                    {
+                        Score = items[j].w.Score,
+                        Explain = explanations?.GetValueOrDefault((items[j].w.Shard, items[j].w.Seq)),
+                    };
                 }
             }
         });
