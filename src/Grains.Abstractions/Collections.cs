@@ -83,7 +83,8 @@ public sealed record SearchQuery(
     [property: Id(0)] string Query,
     [property: Id(1)] int TopK,
     [property: Id(2)] SearchMode Mode = SearchMode.Hybrid,
-    [property: Id(3)] bool Explain = false);
+    [property: Id(3)] bool Explain = false,
+    [property: Id(4)] string? FilterJson = null);
 
 /// <summary>How a hit was ranked: its place and score in each list that produced it (1-based ranks).</summary>
 [GenerateSerializer, Immutable, Alias("rag.SearchExplanation")]

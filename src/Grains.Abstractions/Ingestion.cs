@@ -58,9 +58,12 @@ public interface IIndexShardGrain : IGrainWithStringKey
     [ReadOnly]
     [Alias("Search")] Task<IReadOnlyList<SearchHit>> Search(float[] queryVector, int topK);
 
-    /// <summary>Top <paramref name="depth"/> dense candidates (when a vector is given) and keyword candidates (when text is given).</summary>
+    /// <summary>
+    /// Top <paramref name="depth"/> dense candidates (when a vector is given) and keyword candidates (when text is
+    /// given), among the chunks that match <paramref name="filterJson"/> (a metadata filter, applied during the walk).
+    /// </summary>
     [ReadOnly]
-    [Alias("Candidates")] Task<ShardCandidates> Candidates(float[]? queryVector, string? queryText, int depth);
+    [Alias("Candidates")] Task<ShardCandidates> Candidates(float[]? queryVector, string? queryText, int depth, string? filterJson);
 
     /// <summary>The chunks with these sequence numbers, aligned with <paramref name="seqs"/> (null where gone); scores are 0 for the caller to set.</summary>
     [ReadOnly]

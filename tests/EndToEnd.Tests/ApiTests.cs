@@ -201,6 +201,15 @@ public sealed class ApiTests(ServiceFixture fixture)
         Assert.Equal(fused, top["score"]!.GetValue<float>(), 4);
         Assert.Null(keyword["results"]![0]!["explain"]);
 
+        // Metadata filters: only the timers document has year 2024.
+        var filtered = await (await admin.PostJson("/v1/collections/kb/search", new { query = "bread oven", filter = new { year = new { gte = 2020 } } })).ExpectJson(HttpStatusCode.OK);
+        Assert.All(filtered["results"]!.AsArray(), r => Assert.Equal("timers", r.Str("documentId")));
+        Assert.NotEmpty(filtered["results"]!.AsArray());
+        var none = await (await admin.PostJson("/v1/collections/kb/search", new { query = "bread", filter = new { source = "nowhere" } })).ExpectJson(HttpStatusCode.OK);
+        Assert.Empty(none["results"]!.AsArray());
+        var badFilter = await (await admin.PostJson("/v1/collections/kb/search", new { query = "bread", filter = new { year = new { between = 1 } } })).ExpectProblem(HttpStatusCode.BadRequest);
+        Assert.Contains("unknown operator", badFilter.Str("detail"), StringComparison.Ordinal);
+
         var chat = await (await admin.PostJson("/v1/collections/kb/chat", new { message = "Are reminders persistent?" })).ExpectJson(HttpStatusCode.OK);
         var answer = chat.Str("answer");
         Assert.Contains("Reminders are persistent", answer, StringComparison.Ordinal);

@@ -48,7 +48,7 @@ public sealed record DocumentResponse(
 public sealed record DocumentListResponse(IReadOnlyList<DocumentResponse> Documents, string? NextCursor);
 
 /// <summary>Body of POST /v1/collections/{name}/search.</summary>
-public sealed record SearchRequest(string? Query, int? TopK, SearchMode? Mode, bool? Explain);
+public sealed record SearchRequest(string? Query, int? TopK, SearchMode? Mode, bool? Explain, JsonElement? Filter);
 
 /// <summary>One search result.</summary>
 public sealed record SearchResult(string DocumentId, string ChunkId, string Text, float Score, string? Title, string? Section, int? Page, JsonElement? Metadata, SearchExplanation? Explain)

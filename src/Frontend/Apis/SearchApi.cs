@@ -22,7 +22,7 @@ public static class SearchApi
     private static async Task<Ok<SearchResponse>> Search(string name, SearchRequest request, HttpContext http, IGrainFactory grains)
     {
         var query = RequireText(request.Query, "query");
-        var hits = await CollectionsApi.Collection(grains, http, name).Search(new SearchQuery(query, request.TopK ?? 10, request.Mode ?? SearchMode.Hybrid, request.Explain ?? false));
+        var hits = await CollectionsApi.Collection(grains, http, name).Search(new SearchQuery(query, request.TopK ?? 10, request.Mode ?? SearchMode.Hybrid, request.Explain ?? false, FilterJson(request.Filter)));
         return TypedResults.Ok(new SearchResponse(hits.Select(SearchResult.From).ToList()));
     }
 
@@ -55,6 +55,18 @@ public static class SearchApi
         }
 
         return TypedResults.Ok(turns);
+    }
+
+    private static string? FilterJson(System.Text.Json.JsonElement? filter)
+    {
+        if (filter is null || filter.Value.ValueKind == System.Text.Json.JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        var json = filter.Value.GetRawText();
+        RagOrleans.Grains.Retrieval.MetadataFilter.Parse(json);
+        return json;
     }
 
     private static string RequireText(string? text, string field)

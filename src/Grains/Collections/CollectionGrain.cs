@@ -164,6 +164,11 @@ public sealed class CollectionGrain(
             throw RagException.Invalid($"topK must be between 1 and {MaxTopK}.");
         }
 
+        if (query.FilterJson is not null)
+        {
+            MetadataFilter.Parse(query.FilterJson);
+        }
+
         float[]? vector = null;
         if (query.Mode != SearchMode.Keyword)
         {
@@ -176,7 +181,7 @@ public sealed class CollectionGrain(
         var tasks = new Task<ShardCandidates>[settings.ShardCount];
         for (var i = 0; i < tasks.Length; i++)
         {
-            tasks[i] = Shard(i).Candidates(vector, text, depth);
+            tasks[i] = Shard(i).Candidates(vector, text, depth, query.FilterJson);
         }
 
         var perShard = await Task.WhenAll(tasks);

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using RagOrleans.Abstractions;
 using RagOrleans.Grains.Indexing.Keyword;
+using RagOrleans.Grains.Retrieval;
 using RagOrleans.Grains.Storage;
 
 namespace RagOrleans.Grains.Indexing;
@@ -142,10 +143,11 @@ public sealed class IndexShardGrain(
         return result;
     }
 
-    public Task<ShardCandidates> Candidates(float[]? queryVector, string? queryText, int depth)
+    public Task<ShardCandidates> Candidates(float[]? queryVector, string? queryText, int depth, string? filterJson)
     {
-        var dense = queryVector is null ? [] : _index.Search(queryVector, depth, Math.Max(options.Value.EfSearch, depth));
-        var keyword = string.IsNullOrWhiteSpace(queryText) ? [] : _index.SearchKeywords(queryText, depth);
+        var filter = filterJson is null ? null : MetadataFilter.Parse(filterJson);
+        var dense = queryVector is null ? [] : _index.Search(queryVector, depth, Math.Max(options.Value.EfSearch, depth), filter);
+        var keyword = string.IsNullOrWhiteSpace(queryText) ? [] : _index.SearchKeywords(queryText, depth, filter);
         return Task.FromResult(new ShardCandidates(
             dense.Select(h => h.Seq).ToArray(), dense.Select(h => h.Score).ToArray(),
             keyword.Select(h => h.Seq).ToArray(), keyword.Select(h => h.Score).ToArray()));
@@ -227,12 +229,14 @@ public sealed class IndexShardGrain(
 public sealed class ShardIndex(HnswOptions hnswOptions)
 {
     private const uint Magic = 0x44485352; // "RSHD"
-    private const int FormatVersion = 3;
+    private const int FormatVersion = 4;
 
     private HnswIndex? _hnsw;
     private Bm25Index _keywords = new();
     private long[] _seqOf = new long[256];
+    private DocumentAttributes?[] _attributesOf = new DocumentAttributes?[256];
     private readonly Dictionary<string, List<int>> _documents = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DocumentAttributes> _attributes = new(StringComparer.Ordinal);
 
     /// <summary>Live chunks.</summary>
     public int Count => _hnsw?.Count ?? 0;
@@ -257,9 +261,16 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
                 if (id >= _seqOf.Length)
                 {
                     Array.Resize(ref _seqOf, Math.Max(_seqOf.Length * 2, id + 1));
+                    Array.Resize(ref _attributesOf, _seqOf.Length);
                 }
 
                 _seqOf[id] = entry.Seq;
+                if (!_attributes.TryGetValue(entry.DocumentId, out var attributes))
+                {
+                    _attributes[entry.DocumentId] = attributes = new DocumentAttributes(entry.DocumentId, entry.Title, entry.MetadataJson);
+                }
+
+                _attributesOf[id] = attributes;
                 _keywords.Add(id, KeywordText(entry));
                 if (!_documents.TryGetValue(entry.DocumentId, out var ids))
                 {
@@ -269,12 +280,14 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
                 ids.Add(id);
                 break;
             case ChunkOp.DeleteDocument:
+                _attributes.Remove(entry.DocumentId);
                 if (_documents.Remove(entry.DocumentId, out var removed))
                 {
                     foreach (var r in removed)
                     {
                         _hnsw!.Delete(r);
                         _keywords.Remove(r);
+                        _attributesOf[r] = null;
                     }
                 }
 
@@ -285,7 +298,7 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
     }
 
     /// <summary>Best <paramref name="k"/> chunks as (log sequence number, cosine similarity).</summary>
-    public IReadOnlyList<(long Seq, float Score)> Search(ReadOnlySpan<float> query, int k, int ef)
+    public IReadOnlyList<(long Seq, float Score)> Search(ReadOnlySpan<float> query, int k, int ef, MetadataFilter? filter = null)
     {
         if (_hnsw is null || _hnsw.Count == 0)
         {
@@ -297,7 +310,7 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
             throw RagException.Invalid($"Query vector has {query.Length} dimensions; the index has {_hnsw.Dimensions}.");
         }
 
-        var hits = _hnsw.Search(query, k, ef);
+        var hits = _hnsw.Search(query, k, ef, Predicate(filter));
         var result = new (long, float)[hits.Count];
         for (var i = 0; i < hits.Count; i++)
         {
@@ -308,9 +321,9 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
     }
 
     /// <summary>Best <paramref name="k"/> chunks by BM25 as (log sequence number, score).</summary>
-    public IReadOnlyList<(long Seq, float Score)> SearchKeywords(string query, int k)
+    public IReadOnlyList<(long Seq, float Score)> SearchKeywords(string query, int k, MetadataFilter? filter = null)
     {
-        var hits = _keywords.Search(query, k);
+        var hits = _keywords.Search(query, k, Predicate(filter));
         var result = new (long, float)[hits.Count];
         for (var i = 0; i < hits.Count; i++)
         {
@@ -319,6 +332,9 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
 
         return result;
     }
+
+    private Func<int, bool>? Predicate(MetadataFilter? filter) =>
+        filter is null ? null : id => _attributesOf[id] is { } attributes && filter.Matches(attributes);
 
     /// <summary>Keyword matching sees the chunk in its context, like the embedding does.</summary>
     private static string KeywordText(ChunkLogEntry entry) =>
@@ -337,6 +353,11 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
             foreach (var (doc, ids) in _documents)
             {
                 writer.Write(doc);
+                var attributes = _attributes[doc];
+                writer.Write(attributes.Title ?? "");
+                writer.Write(attributes.Title is not null);
+                writer.Write(attributes.MetadataJson ?? "");
+                writer.Write(attributes.MetadataJson is not null);
                 writer.Write(ids.Count);
                 foreach (var id in ids)
                 {
@@ -400,6 +421,7 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
             using var maps = new BinaryReader(new MemoryStream(bytes), System.Text.Encoding.UTF8);
             var total = maps.ReadInt32();
             index._seqOf = new long[Math.Max(256, total)];
+            index._attributesOf = new DocumentAttributes?[index._seqOf.Length];
             for (var i = 0; i < total; i++)
             {
                 index._seqOf[i] = maps.ReadInt64();
@@ -409,11 +431,19 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
             for (var d = 0; d < docs; d++)
             {
                 var doc = maps.ReadString();
+                var title = maps.ReadString();
+                var hasTitle = maps.ReadBoolean();
+                var metadata = maps.ReadString();
+                var hasMetadata = maps.ReadBoolean();
+                var attributes = new DocumentAttributes(doc, hasTitle ? title : null, hasMetadata ? metadata : null);
+                index._attributes[doc] = attributes;
                 var n = maps.ReadInt32();
                 var ids = new List<int>(n);
                 for (var i = 0; i < n; i++)
                 {
-                    ids.Add(maps.ReadInt32());
+                    var id = maps.ReadInt32();
+                    ids.Add(id);
+                    index._attributesOf[id] = attributes;
                 }
 
                 index._documents[doc] = ids;

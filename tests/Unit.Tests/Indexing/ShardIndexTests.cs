@@ -115,6 +115,37 @@ public sealed class ShardIndexTests
         Assert.Equal(index.SearchKeywords("compilers source", 5), restored.SearchKeywords("compilers source", 5));
     }
 
+    [Theory]
+    [InlineData(100)]  // 1% of the documents match
+    [InlineData(1000)] // 0.1%
+    public void Selective_filters_still_fill_top_k_with_matching_chunks(int groups)
+    {
+        var random = new Random(5);
+        var index = new ShardIndex(new HnswOptions { ExactSearchThreshold = 0 });
+        const int docs = 4000;
+        for (var d = 0; d < docs; d++)
+        {
+            var text = $"report number {d} about quarterly revenue";
+            index.Apply(new ChunkLogEntry(d + 1, ChunkOp.Add, $"d{d}", 0, text, UnitVector(random, 32), 0, 0, null, null, null, $$"""{"group": {{d % groups}}}"""));
+        }
+
+        var filter = Grains.Retrieval.MetadataFilter.Parse("""{"group": 3}""");
+        var matching = docs / groups;
+        var dense = index.Search(UnitVector(random, 32), 10, 64, filter);
+        Assert.Equal(Math.Min(10, matching), dense.Count);
+        Assert.All(dense, h => Assert.Equal(3, (h.Seq - 1) % groups));
+        var keyword = index.SearchKeywords("quarterly revenue", 10, filter);
+        Assert.Equal(Math.Min(10, matching), keyword.Count);
+        Assert.All(keyword, h => Assert.Equal(3, (h.Seq - 1) % groups));
+
+        // Filters survive a snapshot round trip.
+        var stream = new MemoryStream();
+        index.WriteTo(stream);
+        stream.Position = 0;
+        var restored = ShardIndex.ReadFrom(stream, new HnswOptions { ExactSearchThreshold = 0 });
+        Assert.Equal(keyword, restored.SearchKeywords("quarterly revenue", 10, filter));
+    }
+
     private static float[] UnitVector(Random random, int dims)
     {
         var v = new float[dims];
