@@ -2,6 +2,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using RagOrleans.Abstractions;
+using RagOrleans.Grains.Telemetry;
 
 namespace RagOrleans.Grains.Embeddings;
 
@@ -9,14 +10,14 @@ namespace RagOrleans.Grains.Embeddings;
 /// The silo's one embedding model (one ONNX session, ~100 MB) behind the micro-batcher. Loaded in the
 /// background at start so the silo comes up at once; readiness reports when it is usable.
 /// </summary>
-public sealed class OnnxEmbeddingService(IOptions<RagOptions> options, ILoggerFactory loggers) : IEmbeddingService, IHostedService, IAsyncDisposable
+public sealed class OnnxEmbeddingService(IOptions<RagOptions> options, ILoggerFactory loggers, RagMetrics? metrics = null) : IEmbeddingService, IHostedService, IAsyncDisposable
 {
     private readonly Lazy<(OnnxEmbeddingModel Model, EmbeddingBatcher Batcher)> _loaded = new(() =>
     {
         var model = new OnnxEmbeddingModel(
             new OnnxEmbeddingOptions { ModelPath = options.Value.ModelPath, VocabPath = options.Value.VocabPath },
             loggers.CreateLogger<OnnxEmbeddingModel>());
-        return (model, new EmbeddingBatcher(model, new EmbeddingBatcherOptions(), loggers.CreateLogger<EmbeddingBatcher>()));
+        return (model, new EmbeddingBatcher(model, new EmbeddingBatcherOptions(), loggers.CreateLogger<EmbeddingBatcher>(), metrics));
     });
 
     private static readonly EmbeddingModelDescriptor Descriptor = EmbeddingModelDescriptor.MiniLmL6V2;
