@@ -2,6 +2,7 @@ using System.Collections;
 using System.Diagnostics;
 using Microsoft.AspNetCore.Http.Features;
 using RagOrleans.Grains.Telemetry;
+using RagOrleans.ServiceDefaults;
 
 namespace RagOrleans.Frontend.Infrastructure;
 
@@ -25,6 +26,7 @@ public sealed class RequestTelemetryMiddleware(RequestDelegate next, ILogger<Req
         }
 
         context.Response.Headers[RequestIdHeader] = context.TraceIdentifier;
+        var started = Stopwatch.GetTimestamp();
         using (logger.BeginScope(new RequestScope(context)))
         {
             try
@@ -35,6 +37,12 @@ public sealed class RequestTelemetryMiddleware(RequestDelegate next, ILogger<Req
             {
                 var tenant = AuthenticationMiddleware.Principal(context)?.TenantId;
                 context.Features.Get<IHttpMetricsTagsFeature>()?.Tags.Add(new("rag.tenant", tenant is null ? "none" : metrics.Tenants.Observe(tenant)));
+                if (!TelemetryExtensions.IsOperationalPath(context.Request.Path))
+                {
+                    // The route template, not the path or query: those can carry tenants' text (search queries).
+                    AccessLog(logger, context.Request.Method, (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "(no route)",
+                        context.Response.StatusCode, Stopwatch.GetElapsedTime(started).TotalMilliseconds, null);
+                }
             }
         }
     }
@@ -48,6 +56,9 @@ public sealed class RequestTelemetryMiddleware(RequestDelegate next, ILogger<Req
             activity.SetBaggage("rag.tenant", tenant);
         }
     }
+
+    private static readonly Action<ILogger, string, string, int, double, Exception?> AccessLog = LoggerMessage.Define<string, string, int, double>(
+        LogLevel.Information, new EventId(1, "Request"), "{Method} {Route} answered {StatusCode} in {ElapsedMs:F1} ms");
 
     private static bool IsSafeId(string id) =>
         id.Length <= 64 && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':');
