@@ -11,6 +11,7 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = ar
 
 builder.Services.AddOptions<RagOptions>().BindConfiguration(RagOptions.Section);
 builder.AddRagTelemetry("ragorleans-frontend");
+builder.AddRagShutdown();
 builder.Services.AddProblemDetails();
 builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
 builder.Services.AddSingleton<OperatorKey>();

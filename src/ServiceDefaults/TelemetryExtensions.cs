@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -91,6 +92,17 @@ public static class TelemetryExtensions
             o.UseUtcTimestamp = true;
             o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
         });
+        return builder;
+    }
+
+    /// <summary>
+    /// How long a stop (SIGTERM) may take: in-flight requests drain and, on silos, grains deactivate and shards
+    /// snapshot. <c>Rag:ShutdownTimeout</c>, default one minute; Kubernetes' terminationGracePeriodSeconds must exceed it.
+    /// </summary>
+    public static WebApplicationBuilder AddRagShutdown(this WebApplicationBuilder builder)
+    {
+        var timeout = builder.Configuration.GetValue("Rag:ShutdownTimeout", TimeSpan.FromSeconds(60));
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = timeout);
         return builder;
     }
 

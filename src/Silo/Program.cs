@@ -6,7 +6,7 @@ using RagOrleans.ServiceDefaults;
 // default embedded mode runs a lone localhost silo with the embedded storage.
 // Settings ship beside the binary; relative data paths still resolve against the working directory.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
-builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = builder.Configuration.GetValue("Rag:ShutdownTimeout", TimeSpan.FromSeconds(60)));
+builder.AddRagShutdown();
 builder.AddRagTelemetry("ragorleans-silo");
 builder.UseOrleans(silo => silo.UseRagSilo(builder.Configuration));
 
