@@ -41,13 +41,17 @@ internal static class Repo
         return seen;
     }
 
-    /// <summary>Every C# source and appsettings file under src/, concatenated: what "the code reads" is searched in.</summary>
-    public static string SourceText { get; } = string.Join('\n',
+    /// <summary>Every C# source and appsettings file under src/: what "the code reads" is searched in.</summary>
+    public static IReadOnlyList<string> SourceFiles { get; } =
         Directory.EnumerateFiles(PathOf("src"), "*.*", SearchOption.AllDirectories)
             .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}bin{Path.DirectorySeparatorChar}", StringComparison.Ordinal)
                 && !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal)
                 && (f.EndsWith(".cs", StringComparison.Ordinal) || Path.GetFileName(f).StartsWith("appsettings", StringComparison.Ordinal)))
-            .Select(File.ReadAllText));
+            .Select(File.ReadAllText)
+            .ToList();
+
+    /// <summary>All of <see cref="SourceFiles"/>, concatenated.</summary>
+    public static string SourceText { get; } = string.Join('\n', SourceFiles);
 
     public static string Normalize(string relative) => relative.Replace('\\', '/');
 
