@@ -285,7 +285,16 @@ public sealed partial class KubernetesManifestTests(ITestOutputHelper output)
 
     private bool IsRendered => KubectlAvailable.Value;
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<(List<Dictionary<object, object>> Docs, string Note)>> Rendered = new();
+
     private List<Dictionary<object, object>> Render(string set)
+    {
+        var (docs, note) = Rendered.GetOrAdd(set, s => new Lazy<(List<Dictionary<object, object>>, string)>(() => RenderOnce(s))).Value;
+        output.WriteLine(note);
+        return docs;
+    }
+
+    private static (List<Dictionary<object, object>> Docs, string Note) RenderOnce(string set)
     {
         var dir = set == "base" ? Repo.PathOf("k8s/base") : Repo.PathOf($"k8s/overlays/{set}");
         if (KubectlAvailable.Value)
@@ -296,15 +305,14 @@ public sealed partial class KubernetesManifestTests(ITestOutputHelper output)
             var stderr = p.StandardError.ReadToEnd();
             p.WaitForExit();
             Assert.True(p.ExitCode == 0, $"kubectl kustomize {set} failed: {stderr}");
-            output.WriteLine($"{set}: rendered with kubectl kustomize");
-            return Load(stdout.Result).Where(d => d.Count > 0).ToList();
+            return (Load(stdout.Result).Where(d => d.Count > 0).ToList(), $"{set}: rendered with kubectl kustomize");
         }
 
         // No kubectl: only the render step is skipped; the overlay's own resources are checked with the base's.
-        output.WriteLine($"{set}: kubectl not installed, render step skipped; checking the base and overlay resource files as written");
         var files = new List<string>();
         Collect(dir, files);
-        return files.SelectMany(f => Load(File.ReadAllText(f))).Where(d => d.ContainsKey("kind")).ToList();
+        return (files.SelectMany(f => Load(File.ReadAllText(f))).Where(d => d.ContainsKey("kind")).ToList(),
+            $"{set}: kubectl not installed, render step skipped; checking the base and overlay resource files as written");
     }
 
     private static void Collect(string dir, List<string> files)
