@@ -174,6 +174,13 @@ public sealed class CollectionGrain(
         using var activity = RagActivity.Start("rag.search", _tenantId, _name);
         activity?.SetTag("rag.search.mode", query.Mode.ToString());
         activity?.SetTag("rag.search.top_k", topK);
+        if (metrics.LogContent)
+        {
+            // Debug switch only: the query is the tenant's data.
+            activity?.SetTag("rag.search.query", query.Query);
+            logger.LogInformation("Search in {TenantId}/{Collection}: {Query}", _tenantId, _name, query.Query);
+        }
+
         var searchStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         float[]? vector = null;
         if (query.Mode != SearchMode.Keyword)

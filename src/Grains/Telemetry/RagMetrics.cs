@@ -52,6 +52,7 @@ public sealed class RagMetrics : IDisposable
     {
         _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
         Tenants = new TenantLabeler(options?.Value.TopTenants ?? new TelemetryOptions().TopTenants);
+        LogContent = options?.Value.LogContent ?? false;
 
         _ingestionStep = _meter.CreateHistogram("rag.ingestion.step.duration", "s",
             "Time of one ingestion step (parse, chunk, embed, index) of one document.",
@@ -86,6 +87,9 @@ public sealed class RagMetrics : IDisposable
         _refusals = _meter.CreateCounter<long>("rag.refusals", "{request}",
             "Requests refused by a quota or a rate limit, by reason and (bounded) tenant.");
     }
+
+    /// <summary>The debug switch <see cref="TelemetryOptions.LogContent"/>: spans may carry query text.</summary>
+    public bool LogContent { get; }
 
     /// <summary>The bounded tenant label of this process.</summary>
     public TenantLabeler Tenants { get; }
