@@ -22,6 +22,7 @@ public static class RagSiloBuilderExtensions
     {
         var services = silo.Services;
         services.AddOptions<RagOptions>().BindConfiguration(RagOptions.Section);
+        services.AddOptions<Quotas.QuotaOptions>().BindConfiguration(Quotas.QuotaOptions.Section);
         services.TryAddSingleton(TimeProvider.System);
 
         // Binary grain-state serializer from day one: switching later would orphan every stored row.
