@@ -24,6 +24,7 @@ public static class RagSiloBuilderExtensions
         services.AddOptions<RagOptions>().BindConfiguration(RagOptions.Section);
         services.AddOptions<Quotas.QuotaOptions>().BindConfiguration(Quotas.QuotaOptions.Section);
         services.TryAddSingleton(TimeProvider.System);
+        services.TryAddKeyedSingleton<TimeProvider>(Quotas.QuotaOptions.ClockKey, static (sp, _) => sp.GetRequiredService<TimeProvider>());
 
         // Binary grain-state serializer from day one: switching later would orphan every stored row.
         services.AddSingleton<IGrainStorageSerializer, OrleansGrainStorageSerializer>();

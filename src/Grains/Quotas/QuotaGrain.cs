@@ -1,4 +1,5 @@
 using System.Globalization;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using RagOrleans.Abstractions;
@@ -38,7 +39,7 @@ public sealed class QuotaGrain(
     [PersistentState("quota", RagStorage.GrainStateProvider)] IPersistentState<QuotaState> state,
     IOptionsMonitor<QuotaOptions> options,
     IEmbeddingService embeddings,
-    TimeProvider clock,
+    [FromKeyedServices(QuotaOptions.ClockKey)] TimeProvider clock,
     ILogger<QuotaGrain> logger) : Grain, IQuotaGrain
 {
     private QuotaState S => state.State;

@@ -9,6 +9,12 @@ public sealed class QuotaOptions
     /// <summary>Configuration section name (shared with <see cref="RagOptions"/>).</summary>
     public const string Section = "Rag";
 
+    /// <summary>
+    /// Service key of the clock that decides quota periods (minute, UTC day, month). It defaults to the
+    /// system clock; tests replace it alone, leaving the runtime's own clock untouched.
+    /// </summary>
+    public const string ClockKey = "rag.quota-clock";
+
     /// <summary>Plans by name; a limit a plan does not set is unlimited.</summary>
     public Dictionary<string, PlanLimits> Plans { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 

@@ -26,6 +26,7 @@ public sealed class RateLeaseLimiter
     private readonly ConcurrentDictionary<string, Bucket> _tenants = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string Tenant, string User), Bucket> _users = new();
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _refills = new(StringComparer.Ordinal);
+    private DateTimeOffset _lastSweep;
 
     /// <summary>A limiter leasing through <paramref name="lease"/> (tenant id, request) — the quota grain in production.</summary>
     public RateLeaseLimiter(Func<string, RateLeaseRequest, Task<RateLease>> lease, TimeProvider clock)
@@ -45,7 +46,9 @@ public sealed class RateLeaseLimiter
     {
         var tenant = _tenants.GetOrAdd(tenantId, static _ => new Bucket());
         var user = _users.GetOrAdd((tenantId, userId), static _ => new Bucket());
-        for (var attempt = 0; attempt < 3; attempt++)
+        // Every pass either takes a token, refuses, or leases (which grants at least one token or marks the
+        // bucket exhausted), so the loop ends within a window; racing requests may simply need another pass.
+        while (true)
         {
             var now = _clock.GetUtcNow();
             if (TryTake(tenant, user, now, out var decision))
@@ -94,9 +97,6 @@ public sealed class RateLeaseLimiter
                 refill.Release();
             }
         }
-
-        Sweep();
-        return new RateDecision(false, QuotaNames.RequestsPerMinute, null, 0, 1);
     }
 
     private bool TryTake(Bucket tenant, Bucket user, DateTimeOffset now, out RateDecision decision)
@@ -124,8 +124,9 @@ public sealed class RateLeaseLimiter
             }
         }
 
-        if (_users.Count > SweepThreshold)
+        if (_users.Count > SweepThreshold && now - _lastSweep > TimeSpan.FromMinutes(1))
         {
+            _lastSweep = now;
             Sweep();
         }
 
