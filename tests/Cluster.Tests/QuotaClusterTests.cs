@@ -282,7 +282,7 @@ public sealed class QuotaClusterTests(QuotaClusterFixture fixture) : IClassFixtu
         await Refused(() => first.AddDocument(Upload("b", "Coffee is brewed from roasted beans.")), RagErrorKind.Forbidden, QuotaNames.MaxVectors);
 
         // Room for one vector but the document needs more: it fails with the quota's reason and holds nothing.
-        await quota.SetLimits(Set((QuotaNames.MaxVectors, indexed.ChunkCount + 1)));
+        await quota.SetLimits(Set((QuotaNames.MaxVectors, indexed.ChunkCount + 1), (QuotaNames.MaxUploadBytes, null)));
         var longText = string.Join("\n\n", Enumerable.Range(0, 40).Select(i => $"Paragraph {i} talks about the history of France, its kings, its revolutions and its many cheeses in some detail."));
         await first.AddDocument(Upload("c", longText));
         var failed = await first.WaitForDocument("c", TimeSpan.FromSeconds(60));
