@@ -14,6 +14,7 @@ builder.Services.AddProblemDetails();
 builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
 builder.Services.AddSingleton<OperatorKey>();
 builder.Services.TryAddSingleton(TimeProvider.System);
+builder.Services.AddOptions<RagOrleans.Grains.Quotas.QuotaOptions>().BindConfiguration(RagOrleans.Grains.Quotas.QuotaOptions.Section);
 builder.Services.AddSingleton(sp => new RagOrleans.Grains.Quotas.RateLeaseLimiter(sp.GetRequiredService<IGrainFactory>(), sp.GetRequiredService<TimeProvider>()));
 builder.Services.AddOpenApi();
 builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);

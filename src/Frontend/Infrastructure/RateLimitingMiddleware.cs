@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
 using RagOrleans.Grains.Quotas;
 
 namespace RagOrleans.Frontend.Infrastructure;
@@ -8,12 +9,12 @@ namespace RagOrleans.Frontend.Infrastructure;
 /// Per-tenant and per-user request rates for tenant keys (the operator is not limited). Each request spends a
 /// token this frontend leased from the tenant's quota grain; see <see cref="RateLeaseLimiter"/>.
 /// </summary>
-public sealed class RateLimitingMiddleware(RequestDelegate next, RateLeaseLimiter limiter)
+public sealed class RateLimitingMiddleware(RequestDelegate next, RateLeaseLimiter limiter, IOptionsMonitor<QuotaOptions> options)
 {
     public async Task InvokeAsync(HttpContext context)
     {
         var principal = AuthenticationMiddleware.Principal(context);
-        if (principal?.TenantId is not { } tenantId)
+        if (principal?.TenantId is not { } tenantId || !options.CurrentValue.EnforceRateLimits)
         {
             await next(context);
             return;
@@ -34,7 +35,7 @@ public sealed class RateLimitingMiddleware(RequestDelegate next, RateLeaseLimite
         {
             Status = StatusCodes.Status429TooManyRequests,
             Title = "Too Many Requests",
-            Detail = $"The request rate of {who} is limited to {decision.Limit} per minute; retry in {decision.ResetSeconds} s.",
+            Detail = $"The request rate of {who} is limited to {decision.Limit?.ToString(CultureInfo.InvariantCulture) ?? "its limit"} per minute; retry in {decision.ResetSeconds} s.",
         };
         problem.Extensions["quota"] = decision.Quota;
         problem.Extensions["limit"] = decision.Limit;

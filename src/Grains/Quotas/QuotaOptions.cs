@@ -24,6 +24,9 @@ public sealed class QuotaOptions
     /// <summary>Cost units per charge, counted against <c>monthlyBudget</c>.</summary>
     public QuotaCosts Costs { get; set; } = new();
 
+    /// <summary>Whether frontends enforce <c>requestsPerMinute</c> and <c>userRequestsPerMinute</c> (off only to measure or in an emergency).</summary>
+    public bool EnforceRateLimits { get; set; } = true;
+
     /// <summary>Share of a minute's request budget one frontend leases at a time (at least one token).</summary>
     public double RateLeaseFraction { get; set; } = 0.1;
 
