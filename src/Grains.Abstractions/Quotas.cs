@@ -83,12 +83,13 @@ public sealed record QuotaUsage(
     [property: Id(9)] long RequestsThisMinute,
     [property: Id(10)] DateTimeOffset MinuteStart);
 
-/// <summary>Which request-rate tokens a frontend wants leased.</summary>
+/// <summary>Which request-rate tokens a frontend wants leased, and how many requests of the user it admitted since it last said.</summary>
 [GenerateSerializer, Immutable, Alias("rag.RateLeaseRequest")]
 public sealed record RateLeaseRequest(
     [property: Id(0)] string UserId,
     [property: Id(1)] bool Tenant,
-    [property: Id(2)] bool User);
+    [property: Id(2)] bool User,
+    [property: Id(3)] long Served = 0);
 
 /// <summary>
 /// Request-rate tokens granted to one frontend for the current minute window. A null limit means unlimited:
@@ -164,8 +165,8 @@ public interface IQuotaGrain : IGrainWithStringKey
     /// <summary>Gives back a deleted document's count, bytes and vectors, and ends its job.</summary>
     [Alias("ReleaseDocument")] Task ReleaseDocument(string jobId, long bytes, long vectors);
 
-    /// <summary>Reserves the vectors of a document about to be embedded; Forbidden when they do not fit.</summary>
-    [Alias("ReserveVectors")] Task ReserveVectors(long vectors);
+    /// <summary>Reserves the vectors of a document about to be embedded with <paramref name="model"/>; Forbidden when they do not fit.</summary>
+    [Alias("ReserveVectors")] Task ReserveVectors(long vectors, string model);
 
     /// <summary>Gives back vectors (a failed attempt, a replaced or deleted document).</summary>
     [Alias("ReleaseVectors")] Task ReleaseVectors(long vectors);
@@ -182,6 +183,42 @@ public interface IQuotaGrain : IGrainWithStringKey
     /// <summary>Leases request tokens of the current minute to a frontend.</summary>
     [Alias("Lease")] Task<RateLease> Lease(RateLeaseRequest request);
 
-    /// <summary>Forgets limits and usage (the tenant was deleted).</summary>
+    /// <summary>The usage ledger between two UTC days (inclusive), grouped.</summary>
+    [AlwaysInterleave]
+    [Alias("QueryLedger")] Task<IReadOnlyList<LedgerRow>> QueryLedger(DateOnly from, DateOnly to, LedgerGrouping groupBy);
+
+    /// <summary>Forgets limits and usage (the tenant was deleted); the ledger is kept.</summary>
     [Alias("Clear")] Task Clear();
+}
+
+/// <summary>One line of a usage report: the group (a day, a model or a user), the kind of charge, its total and cost.</summary>
+[GenerateSerializer, Immutable, Alias("rag.LedgerRow")]
+public sealed record LedgerRow(
+    [property: Id(0)] string Key,
+    [property: Id(1)] string Kind,
+    [property: Id(2)] long Quantity,
+    [property: Id(3)] decimal Cost);
+
+/// <summary>How a usage report groups the ledger.</summary>
+public enum LedgerGrouping
+{
+    /// <summary>One row per UTC day and kind.</summary>
+    Day = 0,
+    /// <summary>One row per model and kind.</summary>
+    Model = 1,
+    /// <summary>One row per user and kind.</summary>
+    User = 2,
+}
+
+/// <summary>The kinds of charge the usage ledger records.</summary>
+public static class LedgerKinds
+{
+    /// <summary>Requests admitted by the frontends.</summary>
+    public const string Requests = "requests";
+    /// <summary>Answer tokens of chats.</summary>
+    public const string ChatTokensOut = "chatTokensOut";
+    /// <summary>Chunks embedded at ingestion.</summary>
+    public const string Embeddings = "embeddings";
+    /// <summary>Bytes of uploaded content stored.</summary>
+    public const string UploadedBytes = "uploadedBytes";
 }

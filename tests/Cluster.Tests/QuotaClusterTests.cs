@@ -196,6 +196,13 @@ public sealed class QuotaClusterTests(QuotaClusterFixture fixture) : IClassFixtu
 
         // 100-token leases (10% of 1000): 250 requests per frontend need 3 tenant leases each (user tokens are unlimited, leased once).
         Assert.All(calls, c => Assert.InRange(c, 1, 4));
+
+        // Admitted requests reach the ledger with each frontend's next lease (here: the next minute's).
+        Clock.Advance(TimeSpan.FromMinutes(1));
+        Assert.True((await frontends[0].AcquireAsync("lease", "u")).Allowed);
+        Assert.True((await frontends[1].AcquireAsync("lease", "u")).Allowed);
+        var ledger = await Grains.GetGrain<IQuotaGrain>("lease").QueryLedger(new DateOnly(2026, 3, 10), new DateOnly(2026, 3, 10), LedgerGrouping.User);
+        Assert.Equal(new LedgerRow("u", LedgerKinds.Requests, 500, 0m), ledger.Single());
     }
 
     [Fact]
@@ -225,6 +232,13 @@ public sealed class QuotaClusterTests(QuotaClusterFixture fixture) : IClassFixtu
         await quota.ChargeChat("v", "one two three four five six");
         await Refused(() => quota.CheckChat("v"), RagErrorKind.TooManyRequests, QuotaNames.ChatTokensPerDay);
         await quota.CheckChat("u");
+
+        // Every charge is in the ledger, on the UTC day it happened.
+        var byDay = await quota.QueryLedger(new DateOnly(2026, 3, 10), new DateOnly(2026, 3, 11), LedgerGrouping.Day);
+        Assert.Equal(charged, byDay.Single(r => r.Key == "2026-03-10" && r.Kind == LedgerKinds.ChatTokensOut).Quantity);
+        Assert.Equal(6, byDay.Single(r => r.Key == "2026-03-11" && r.Kind == LedgerKinds.ChatTokensOut).Quantity);
+        var byUser = await quota.QueryLedger(new DateOnly(2026, 3, 10), new DateOnly(2026, 3, 11), LedgerGrouping.User);
+        Assert.Equal([("u", charged), ("v", 6L)], byUser.Select(r => (r.Key, r.Quantity)).ToArray());
     }
 
     [Fact]
@@ -234,10 +248,14 @@ public sealed class QuotaClusterTests(QuotaClusterFixture fixture) : IClassFixtu
         var quota = Grains.GetGrain<IQuotaGrain>("budget");
         await quota.SetLimits(Set((QuotaNames.MonthlyBudget, 10)));
         await quota.ReserveDocument(new DocumentCharge("budget/c/d1", true, 100, 0, 0));
-        await quota.ReserveVectors(4); // 4 × 0.5 = 2 units
+        await quota.ReserveVectors(4, "all-minilm-l6-v2"); // 4 × 0.5 = 2 units
         await quota.ChargeChat("u", "Timers are used for frequent periodic actions within a single grain activation.");
         var usage = await quota.GetUsage();
         Assert.True(usage.BudgetSpent > 10, $"spent {usage.BudgetSpent}");
+        var byModel = await quota.QueryLedger(new DateOnly(2026, 1, 1), new DateOnly(2026, 1, 31), LedgerGrouping.Model);
+        Assert.Contains(new LedgerRow("all-minilm-l6-v2", LedgerKinds.Embeddings, 4, 2m), byModel);
+        Assert.Contains(new LedgerRow("", LedgerKinds.UploadedBytes, 100, 0m), byModel);
+        Assert.Equal(usage.BudgetSpent, byModel.Sum(r => r.Cost));
 
         var ex = await Refused(() => quota.CheckChat("u"), RagErrorKind.Forbidden, QuotaNames.MonthlyBudget);
         Assert.Equal(10m, ex.Quota!.Limit);

@@ -124,6 +124,15 @@ public sealed class QuotaTests(ServiceFixture fixture)
 
         // Reading and searching still work with the chat quota used up.
         Assert.NotEmpty(await admin.Search("kb", "tides"));
+
+        // The ledger by model: the answer tokens under the extractive answerer, the embedded chunk under the model.
+        var ledger = (await (await admin.GetAsync("/v1/usage?groupBy=model")).ExpectJson(HttpStatusCode.OK))["ledger"]!;
+        Assert.Equal("model", ledger.Str("groupBy"));
+        var rows = ledger["rows"]!.AsArray();
+        Assert.Contains(rows, r => r.Str("key") == "extractive" && r.Str("kind") == "chatTokensOut" && r!["quantity"]!.GetValue<long>() == usage["chatTokensToday"]!.GetValue<long>());
+        Assert.Contains(rows, r => r.Str("key") == "all-minilm-l6-v2" && r.Str("kind") == "embeddings" && r!["quantity"]!.GetValue<long>() == 1);
+        await (await admin.GetAsync("/v1/usage?groupBy=color")).ExpectProblem(HttpStatusCode.BadRequest);
+        await (await admin.GetAsync("/v1/usage?from=2026-13-01")).ExpectProblem(HttpStatusCode.BadRequest);
     }
 
     [Fact]

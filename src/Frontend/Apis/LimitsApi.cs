@@ -17,7 +17,7 @@ public static class LimitsApi
 
         var admin = app.MapGroup("/v1").WithTags("Limits").RequireRole(Roles.Admin);
         admin.MapGet("/limits", GetOwnLimits).WithSummary("The tenant's effective limits");
-        admin.MapGet("/usage", GetUsage).WithSummary("The tenant's current usage beside its limits");
+        admin.MapGet("/usage", GetUsage).WithSummary("The tenant's current usage beside its limits, and the ledger (?from=&to=&groupBy=day|model|user)");
         admin.MapGet("/users/{userId}/limits", GetUserLimits).WithSummary("A user's own limits");
         admin.MapPut("/users/{userId}/limits", SetUserLimits).WithSummary("Set a user's requestsPerMinute and/or chatTokensPerDay, within the tenant's")
             .Accepts<UserLimitsResponse>("application/json");
@@ -40,16 +40,39 @@ public static class LimitsApi
     private static async Task<Ok<LimitsResponse>> GetOwnLimits(HttpContext http, IGrainFactory grains) =>
         TypedResults.Ok(LimitsResponse.From(await Quota(http, grains).GetLimits()));
 
-    private static async Task<Ok<UsageResponse>> GetUsage(HttpContext http, IGrainFactory grains)
+    private static async Task<Ok<UsageResponse>> GetUsage(HttpContext http, IGrainFactory grains, TimeProvider clock, string? from, string? to, string? groupBy)
     {
+        var today = DateOnly.FromDateTime(clock.GetUtcNow().UtcDateTime);
+        var first = ParseDay(from, "from") ?? new DateOnly(today.Year, today.Month, 1);
+        var last = ParseDay(to, "to") ?? today;
+        if (last < first || last.DayNumber - first.DayNumber > 366)
+        {
+            throw RagException.Invalid("'from' must not be after 'to', and the range must be at most 366 days.");
+        }
+
+        var grouping = (groupBy ?? "day") switch
+        {
+            "day" => LedgerGrouping.Day,
+            "model" => LedgerGrouping.Model,
+            "user" => LedgerGrouping.User,
+            _ => throw RagException.Invalid($"groupBy must be 'day', 'model' or 'user', not '{groupBy}'."),
+        };
+
         var quota = Quota(http, grains);
         var usage = await quota.GetUsage();
         var limits = await quota.GetLimits();
+        var rows = await quota.QueryLedger(first, last, grouping);
         return TypedResults.Ok(new UsageResponse(
             limits.Plan, usage.Collections, usage.Documents, usage.StoredBytes, usage.Vectors, usage.ActiveIngestions,
             usage.ChatTokensToday, usage.Day, usage.BudgetSpent, usage.Month, usage.RequestsThisMinute, usage.MinuteStart,
-            LimitsResponse.From(limits)));
+            LimitsResponse.From(limits),
+            new LedgerResponse(first, last, groupBy ?? "day", rows.Select(r => new LedgerRowResponse(r.Key, r.Kind, r.Quantity, r.Cost)).ToList())));
     }
+
+    private static DateOnly? ParseDay(string? value, string name) =>
+        value is null ? null
+        : DateOnly.TryParseExact(value, "yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var day) ? day
+        : throw RagException.Invalid($"'{name}' must be a UTC day as yyyy-MM-dd.");
 
     private static async Task<Ok<UserLimitsResponse>> GetUserLimits(string userId, HttpContext http, IGrainFactory grains)
     {
@@ -136,4 +159,10 @@ public sealed record UserLimitsResponse(string UserId, long? RequestsPerMinute, 
 public sealed record UsageResponse(
     string Plan, long Collections, long Documents, long StoredBytes, long Vectors, long ActiveIngestions,
     long ChatTokensToday, DateOnly Day, decimal BudgetSpent, string Month, long RequestsThisMinute, DateTimeOffset MinuteStart,
-    LimitsResponse Limits);
+    LimitsResponse Limits, LedgerResponse Ledger);
+
+/// <summary>The usage ledger between two UTC days (inclusive), grouped by day, model or user and by kind.</summary>
+public sealed record LedgerResponse(DateOnly From, DateOnly To, string GroupBy, IReadOnlyList<LedgerRowResponse> Rows);
+
+/// <summary>One group and kind of charge: <c>requests</c>, <c>chatTokensOut</c>, <c>embeddings</c> or <c>uploadedBytes</c>.</summary>
+public sealed record LedgerRowResponse(string Key, string Kind, long Quantity, decimal Cost);

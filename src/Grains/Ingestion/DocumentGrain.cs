@@ -189,7 +189,7 @@ public sealed class DocumentGrain(
             ?? throw new RagException(RagErrorKind.Unprocessable, "The uploaded content is missing from storage.");
         var prepared = processor.Prepare(content, record.SourceType, record.FileName, record.Title, settings);
         // Reserve the vectors before the expensive part; a refusal fails the document with the quota's message.
-        await Quota.ReserveVectors(prepared.Chunks.Count);
+        await Quota.ReserveVectors(prepared.Chunks.Count, settings.Model);
         _reservedVectors = prepared.Chunks.Count;
         var embedder = GrainFactory.GetGrain<IEmbedderGrain>(0);
         var chunks = new List<ChunkInput>(prepared.Chunks.Count);

@@ -32,13 +32,15 @@ public sealed class QuotaState
 /// <summary>
 /// One tenant's limits and usage. Checks and counter updates happen in one turn of this non-reentrant grain,
 /// and the state is written before the caller is answered, so counters are exact and survive restarts.
-/// Periods (minute, UTC day, UTC month) roll over lazily on the first call after their end.
+/// Periods (minute, UTC day, UTC month) roll over lazily on the first call after their end. Every charge is
+/// also added to the usage ledger before the call returns.
 /// </summary>
 [GrainType("quota")]
 public sealed class QuotaGrain(
     [PersistentState("quota", RagStorage.GrainStateProvider)] IPersistentState<QuotaState> state,
     IOptionsMonitor<QuotaOptions> options,
     IEmbeddingService embeddings,
+    IUsageLedger ledger,
     [FromKeyedServices(QuotaOptions.ClockKey)] TimeProvider clock,
     ILogger<QuotaGrain> logger) : Grain, IQuotaGrain
 {
@@ -190,6 +192,7 @@ public sealed class QuotaGrain(
         S.Vectors = vectorsAfter;
         S.Jobs.Add(charge.JobId);
         await state.WriteStateAsync();
+        await Record("", LedgerKinds.UploadedBytes, "", charge.Bytes, 0);
     }
 
     public async Task CancelDocument(DocumentCharge charge)
@@ -210,7 +213,7 @@ public sealed class QuotaGrain(
         await state.WriteStateAsync();
     }
 
-    public async Task ReserveVectors(long vectors)
+    public async Task ReserveVectors(long vectors, string model)
     {
         Roll();
         var limits = Limits();
@@ -220,9 +223,11 @@ public sealed class QuotaGrain(
                 $"Indexing {vectors} chunks would exceed the tenant's vector limit of {max} ({S.Vectors} indexed).");
         }
 
+        var cost = vectors * options.CurrentValue.Costs.Vector;
         S.Vectors += vectors;
-        S.BudgetSpent += vectors * options.CurrentValue.Costs.Vector;
+        S.BudgetSpent += cost;
         await state.WriteStateAsync();
+        await Record(model, LedgerKinds.Embeddings, "", vectors, cost);
     }
 
     public async Task ReleaseVectors(long vectors)
@@ -271,8 +276,10 @@ public sealed class QuotaGrain(
         long tokens = embeddings.Tokenizer.CountTokens(answer);
         S.ChatTokensToday += tokens;
         S.UserTokensToday[userId] = S.UserTokensToday.GetValueOrDefault(userId) + tokens;
-        S.BudgetSpent += tokens * options.CurrentValue.Costs.ChatToken;
+        var cost = tokens * options.CurrentValue.Costs.ChatToken;
+        S.BudgetSpent += cost;
         await state.WriteStateAsync();
+        await Record(ChatModel, LedgerKinds.ChatTokensOut, userId, tokens, cost);
         return tokens;
     }
 
@@ -299,10 +306,15 @@ public sealed class QuotaGrain(
             S.UserGranted[request.UserId] = userUsed;
         }
 
-        if (tenantGranted > 0 || userGranted > 0)
+        var served = Math.Max(0, request.Served);
+        var requestCost = served * o.Costs.Request;
+        S.BudgetSpent += requestCost;
+        if (tenantGranted > 0 || userGranted > 0 || served > 0)
         {
             await state.WriteStateAsync();
         }
+
+        await Record("", LedgerKinds.Requests, request.UserId, served, requestCost);
 
         return new RateLease(
             windowEnd,
@@ -310,12 +322,23 @@ public sealed class QuotaGrain(
             userLimit, userGranted, userLimit is { } u ? Math.Max(0, u - userUsed) : 0);
     }
 
+    public Task<IReadOnlyList<LedgerRow>> QueryLedger(DateOnly from, DateOnly to, LedgerGrouping groupBy) =>
+        ledger.QueryAsync(TenantId, from, to, groupBy);
+
     public async Task Clear()
     {
         await state.ClearStateAsync();
         state.State = new QuotaState();
         DeactivateOnIdle();
     }
+
+    /// <summary>The model name chat answers are recorded under: the extractive answerer, not a generative model.</summary>
+    private const string ChatModel = "extractive";
+
+    private Task Record(string model, string kind, string userId, long quantity, decimal cost) =>
+        quantity == 0 && cost == 0
+            ? Task.CompletedTask
+            : ledger.AddAsync([new LedgerEntry(TenantId, DateOnly.FromDateTime(clock.GetUtcNow().UtcDateTime), model, kind, userId, quantity, cost)]);
 
     private TenantLimits Limits()
     {

@@ -79,4 +79,7 @@ public sealed class QuotaCosts
 
     /// <summary>Per chunk embedded at ingestion.</summary>
     public decimal Vector { get; set; } = 1m;
+
+    /// <summary>Per request admitted.</summary>
+    public decimal Request { get; set; }
 }

@@ -16,7 +16,8 @@ public sealed record RateDecision(bool Allowed, string? Quota, long? Limit, long
 /// <see cref="IQuotaGrain"/> in batches (a fraction of the minute's limit) and spent locally, so the grain sees
 /// one call per batch instead of one per request. The grain never grants more than the limit in a window,
 /// so any number of frontends together admit at most the limit; tokens one frontend leased and did not spend
-/// are lost to the others for that window (at most one batch per frontend).
+/// are lost to the others for that window (at most one batch per frontend). Admitted requests are reported with
+/// the user's next lease, so the ledger's request counts trail by at most a minute of a user's activity.
 /// </summary>
 public sealed class RateLeaseLimiter
 {
@@ -62,6 +63,7 @@ public sealed class RateLeaseLimiter
             {
                 now = _clock.GetUtcNow();
                 bool needTenant, needUser;
+                long served = 0;
                 lock (tenant)
                 {
                     lock (user)
@@ -69,12 +71,30 @@ public sealed class RateLeaseLimiter
                         // Another request may have refilled while we waited.
                         needTenant = !tenant.Ready(now) && !tenant.Exhausted(now);
                         needUser = !user.Ready(now) && !user.Exhausted(now);
+                        if (needTenant || needUser)
+                        {
+                            served = user.TakeServed();
+                        }
                     }
                 }
 
                 if (needTenant || needUser)
                 {
-                    var lease = await _lease(tenantId, new RateLeaseRequest(userId, needTenant, needUser));
+                    RateLease lease;
+                    try
+                    {
+                        lease = await _lease(tenantId, new RateLeaseRequest(userId, needTenant, needUser, served));
+                    }
+                    catch
+                    {
+                        lock (user)
+                        {
+                            user.ReturnServed(served);
+                        }
+
+                        throw;
+                    }
+
                     lock (tenant)
                     {
                         lock (user)
@@ -176,13 +196,25 @@ public sealed class RateLeaseLimiter
         public long Remaining => _tokens + _grainRemaining;
         private long _tokens;
         private long _grainRemaining;
+        private long _served;
 
         public bool Ready(DateTimeOffset now) => now < WindowEnd && (Unlimited || _tokens > 0);
 
         public bool Exhausted(DateTimeOffset now) => now < WindowEnd && !Unlimited && _tokens == 0 && _grainRemaining == 0;
 
+        /// <summary>Requests admitted and not yet reported to the ledger; reported with the next lease.</summary>
+        public long TakeServed()
+        {
+            var served = _served;
+            _served = 0;
+            return served;
+        }
+
+        public void ReturnServed(long served) => _served += served;
+
         public void Take()
         {
+            _served++;
             if (!Unlimited)
             {
                 _tokens--;
