@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using RagOrleans.Frontend.Apis;
 using RagOrleans.Frontend.Infrastructure;
 using RagOrleans.Grains;
@@ -15,6 +16,9 @@ builder.AddRagShutdown();
 builder.Services.AddProblemDetails();
 builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
 builder.Services.AddSingleton<OperatorKey>();
+builder.Services.TryAddSingleton(TimeProvider.System);
+builder.Services.AddOptions<RagOrleans.Grains.Quotas.QuotaOptions>().BindConfiguration(RagOrleans.Grains.Quotas.QuotaOptions.Section);
+builder.Services.AddSingleton(sp => new RagOrleans.Grains.Quotas.RateLeaseLimiter(sp.GetRequiredService<IGrainFactory>(), sp.GetRequiredService<TimeProvider>()));
 builder.Services.AddOpenApi();
 builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
 builder.Services.ConfigureHttpJsonOptions(o =>
@@ -40,6 +44,7 @@ app.UseMiddleware<RequestTelemetryMiddleware>();
 app.UseExceptionHandler();
 app.UseStatusCodePages();
 app.UseMiddleware<AuthenticationMiddleware>();
+app.UseMiddleware<RateLimitingMiddleware>();
 app.MapOpenApi();
 app.MapRagMetrics();
 app.MapHealthApi();
@@ -48,6 +53,7 @@ app.MapKeysApi();
 app.MapCollectionsApi();
 app.MapDocumentsApi();
 app.MapSearchApi();
+app.MapLimitsApi();
 
 // Creating the key up front makes its location known at start-up, not at the first request.
 var operatorKey = app.Services.GetRequiredService<OperatorKey>();

@@ -19,6 +19,8 @@ public enum RagErrorKind
     Forbidden = 6,
     /// <summary>A dependency is temporarily unavailable (503).</summary>
     Unavailable = 7,
+    /// <summary>A rate or periodic quota is used up for now; retry later (429).</summary>
+    TooManyRequests = 8,
 }
 
 /// <summary>
@@ -34,6 +36,14 @@ public sealed class RagException : Exception
     /// <summary>The category of failure.</summary>
     [Id(0)]
     public RagErrorKind Kind { get; private set; }
+
+    /// <summary>For a quota refusal: which quota, its limit and the usage, so the edge can say exactly why.</summary>
+    [Id(1)]
+    public QuotaViolation? Quota { get; private set; }
+
+    /// <summary>A refusal of <paramref name="kind"/> (Forbidden, TooLarge or TooManyRequests) naming the quota.</summary>
+    public static RagException QuotaExceeded(RagErrorKind kind, QuotaViolation violation, string message) =>
+        new(kind, message) { Quota = violation };
 
     /// <summary>Shorthand for a <see cref="RagErrorKind.NotFound"/> error.</summary>
     public static RagException NotFound(string message) => new(RagErrorKind.NotFound, message);

@@ -40,7 +40,10 @@ public static class SearchApi
             throw RagException.Invalid("topK must be between 1 and 20 for chat.");
         }
 
+        var quota = grains.GetGrain<IQuotaGrain>(principal.Tenant);
+        await quota.CheckChat(principal.User);
         var answer = await grains.GetGrain<IConversationGrain>(Ids.Key(principal.Tenant, principal.User, conversationId)).Ask(name, message, topK);
+        await quota.ChargeChat(principal.User, answer.Answer);
         return TypedResults.Ok(new ChatResponse(answer.ConversationId, answer.Answer, answer.Citations.Select(CitationResponse.From).ToList(), answer.Query));
     }
 

@@ -40,6 +40,7 @@ public static class Problems
         RagErrorKind.TooLarge => (StatusCodes.Status413PayloadTooLarge, "Payload Too Large"),
         RagErrorKind.Forbidden => (StatusCodes.Status403Forbidden, "Forbidden"),
         RagErrorKind.Unavailable => (StatusCodes.Status503ServiceUnavailable, "Service Unavailable"),
+        RagErrorKind.TooManyRequests => (StatusCodes.Status429TooManyRequests, "Too Many Requests"),
         _ => (StatusCodes.Status400BadRequest, "Bad Request"),
     };
 }
@@ -75,11 +76,17 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
             context.Response.Headers.RetryAfter = "5";
         }
 
+        var problem = new ProblemDetails { Status = status, Title = title, Detail = detail };
+        if (exception is RagException { Quota: { } quota })
+        {
+            QuotaProblems.Describe(context, problem, quota);
+        }
+
         return await problems.TryWriteAsync(new ProblemDetailsContext
         {
             HttpContext = context,
             Exception = exception,
-            ProblemDetails = new ProblemDetails { Status = status, Title = title, Detail = detail },
+            ProblemDetails = problem,
         });
     }
 

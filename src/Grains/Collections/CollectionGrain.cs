@@ -50,7 +50,17 @@ public sealed class CollectionGrain(
             throw RagException.Invalid("shardCount must be between 1 and 64.");
         }
 
-        await Tenant.AddCollection(_name);
+        await Quota.ReserveCollection();
+        try
+        {
+            await Tenant.AddCollection(_name);
+        }
+        catch
+        {
+            await Quota.ReleaseCollection(_name, 0, 0, 0);
+            throw;
+        }
+
         state.State = new CollectionState { Exists = true, CreatedAt = clock.GetUtcNow(), Settings = settings };
         await state.WriteStateAsync();
         logger.LogInformation("Collection {Collection} of tenant {TenantId} created", _name, _tenantId);
@@ -78,7 +88,9 @@ public sealed class CollectionGrain(
             await Shard(shard).Drop();
         }
 
+        var held = await HeldAsync();
         await documents.DeleteCollectionAsync(_tenantId, _name);
+        await Quota.ReleaseCollection(_name, held.Documents, held.Bytes, held.Vectors);
         await blobs.DeletePrefixAsync(RagStorage.CollectionBlobPrefix(_tenantId, _name));
         await Tenant.RemoveCollection(_name);
         await state.ClearStateAsync();
@@ -118,12 +130,26 @@ public sealed class CollectionGrain(
             return existing;
         }
 
-        await blobs.PutAsync(RagStorage.DocumentBlobKey(_tenantId, _name, id), upload.Content);
-        var now = clock.GetUtcNow();
-        var record = new DocumentInfo(
-            id, upload.Title, DocumentStatus.Queued, 0, null, upload.SourceType, upload.FileName,
-            upload.Content.LongLength, hash, upload.MetadataJson, existing?.CreatedAt ?? now, now, 0);
-        await documents.UpsertAsync(_tenantId, _name, record);
+        // Reserve before the work: the quota grain checks and counts in one turn, so parallel uploads stay exact.
+        var charge = new DocumentCharge(Ids.Key(_tenantId, _name, id), existing is null, upload.Content.LongLength,
+            existing?.SizeBytes ?? 0, existing?.Status == DocumentStatus.Indexed ? existing.ChunkCount : 0);
+        await Quota.ReserveDocument(charge);
+        DocumentInfo record;
+        try
+        {
+            await blobs.PutAsync(RagStorage.DocumentBlobKey(_tenantId, _name, id), upload.Content);
+            var now = clock.GetUtcNow();
+            record = new DocumentInfo(
+                id, upload.Title, DocumentStatus.Queued, 0, null, upload.SourceType, upload.FileName,
+                upload.Content.LongLength, hash, upload.MetadataJson, existing?.CreatedAt ?? now, now, 0);
+            await documents.UpsertAsync(_tenantId, _name, record);
+        }
+        catch
+        {
+            await Quota.CancelDocument(charge);
+            throw;
+        }
+
         await Document(id).Start();
         return record;
     }
@@ -282,6 +308,32 @@ public sealed class CollectionGrain(
     private static string NewDocumentId() => "doc-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
 
     private ITenantGrain Tenant => GrainFactory.GetGrain<ITenantGrain>(_tenantId);
+
+    private IQuotaGrain Quota => GrainFactory.GetGrain<IQuotaGrain>(_tenantId);
+
+    /// <summary>What the collection's documents count against the tenant's quota, to give back on delete.</summary>
+    private async Task<(long Documents, long Bytes, long Vectors)> HeldAsync()
+    {
+        long count = 0, bytes = 0, vectors = 0;
+        string? cursor = null;
+        while (true)
+        {
+            var page = await documents.ListAsync(_tenantId, _name, cursor, 1000);
+            foreach (var d in page)
+            {
+                count++;
+                bytes += d.SizeBytes;
+                vectors += d.Status == DocumentStatus.Indexed ? d.ChunkCount : 0;
+            }
+
+            if (page.Count < 1000)
+            {
+                return (count, bytes, vectors);
+            }
+
+            cursor = page[^1].Id;
+        }
+    }
 
     private IIndexShardGrain Shard(int shard) =>
         GrainFactory.GetGrain<IIndexShardGrain>(Ids.Key(_tenantId, _name, shard.ToString(System.Globalization.CultureInfo.InvariantCulture)));

@@ -105,6 +105,7 @@ public static class ClusterHosting
             services.AddSingleton<IDocumentStore, PostgresDocumentStore>();
             services.AddSingleton<IChunkLog, PostgresChunkLog>();
             services.AddSingleton<IConversationStore, PostgresConversationStore>();
+            services.AddSingleton<IUsageLedger, PostgresUsageLedger>();
             services.AddSingleton<ISnapshotStore, PostgresSnapshotStore>();
             services.AddSingleton<IBlobStore, PostgresBlobStore>();
         });

@@ -23,8 +23,10 @@ public static class RagSiloBuilderExtensions
     {
         var services = silo.Services;
         services.AddOptions<RagOptions>().BindConfiguration(RagOptions.Section);
+        services.AddOptions<Quotas.QuotaOptions>().BindConfiguration(Quotas.QuotaOptions.Section);
         services.TryAddSingleton(TimeProvider.System);
         services.AddRagMetrics();
+        services.TryAddKeyedSingleton<TimeProvider>(Quotas.QuotaOptions.ClockKey, static (sp, _) => sp.GetRequiredService<TimeProvider>());
 
         // Binary grain-state serializer from day one: switching later would orphan every stored row.
         services.AddSingleton<IGrainStorageSerializer, OrleansGrainStorageSerializer>();
@@ -55,6 +57,7 @@ public static class RagSiloBuilderExtensions
         services.AddSingleton<IDocumentStore, SqliteDocumentStore>();
         services.AddSingleton<IChunkLog, SqliteChunkLog>();
         services.AddSingleton<IConversationStore, SqliteConversationStore>();
+        services.AddSingleton<IUsageLedger, SqliteUsageLedger>();
         services.AddSingleton<ISnapshotStore>(sp => new FileSnapshotStore(Path.Combine(sp.GetRequiredService<IOptions<RagOptions>>().Value.ResolvedDataDir, "snapshots")));
         services.AddSingleton<IBlobStore>(sp => new FileBlobStore(Path.Combine(sp.GetRequiredService<IOptions<RagOptions>>().Value.ResolvedDataDir, "blobs")));
         services.AddGrainStorage(RagStorage.GrainStateProvider, static (sp, name) =>

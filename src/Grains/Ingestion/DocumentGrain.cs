@@ -30,6 +30,7 @@ public sealed class DocumentGrain(
     private IGrainTimer? _timer;
     private TaskCompletionSource? _completion;
     private Task _running = Task.CompletedTask;
+    private long _reservedVectors;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -73,6 +74,11 @@ public sealed class DocumentGrain(
         await Shard(settings).DeleteDocument(_documentId);
         await blobs.DeleteAsync(RagStorage.DocumentBlobKey(_tenantId, _collection, _documentId));
         await documents.DeleteAsync(_tenantId, _collection, _documentId);
+        if (record is not null)
+        {
+            await Quota.ReleaseDocument(this.GetPrimaryKeyString(), record.SizeBytes, record.Status == DocumentStatus.Indexed ? record.ChunkCount : 0);
+        }
+
         logger.LogInformation("Document {DocumentId} deleted from {TenantId}/{Collection} (was {Status})",
             _documentId, _tenantId, _collection, record?.Status);
         Complete();
@@ -148,12 +154,16 @@ public sealed class DocumentGrain(
                 // Deleted while we worked: take back what we wrote.
                 var settings = await Collection.GetSettings();
                 await Shard(settings).DeleteDocument(_documentId);
+                await ReleaseReservedVectorsAsync();
+                await Quota.EndIngestion(this.GetPrimaryKeyString());
                 Complete();
                 return;
             }
 
             await documents.UpsertAsync(_tenantId, _collection,
                 record with { Status = DocumentStatus.Indexed, ChunkCount = chunkCount, UpdatedAt = clock.GetUtcNow() }, cancellationToken);
+            _reservedVectors = 0;
+            await Quota.EndIngestion(this.GetPrimaryKeyString());
             logger.LogInformation("Document {DocumentId} of {TenantId}/{Collection} indexed: {Chunks} chunks in {ElapsedMs:F0} ms",
                 _documentId, _tenantId, _collection, chunkCount, clock.GetElapsedTime(started).TotalMilliseconds);
             metrics.IngestionEnded("indexed");
@@ -161,11 +171,13 @@ public sealed class DocumentGrain(
         }
         catch (RagException ex) when (ex.Kind is not RagErrorKind.Unavailable)
         {
+            await ReleaseReservedVectorsAsync();
             // The content itself is the problem: retrying cannot help.
             await FailAsync(record, ex.Message, cancellationToken);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
+            await ReleaseReservedVectorsAsync();
             if (attempt >= options.Value.IngestionMaxAttempts)
             {
                 await FailAsync(record, $"Ingestion failed after {attempt} attempts: {ex.Message}", cancellationToken);
@@ -189,6 +201,9 @@ public sealed class DocumentGrain(
         var content = await blobs.GetAsync(RagStorage.DocumentBlobKey(_tenantId, _collection, _documentId), cancellationToken)
             ?? throw new RagException(RagErrorKind.Unprocessable, "The uploaded content is missing from storage.");
         var prepared = processor.Prepare(content, record.SourceType, record.FileName, record.Title, settings);
+        // Reserve the vectors before the expensive part; a refusal fails the document with the quota's message.
+        await Quota.ReserveVectors(prepared.Chunks.Count, settings.Model);
+        _reservedVectors = prepared.Chunks.Count;
         var embedder = GrainFactory.GetGrain<IEmbedderGrain>(0);
         var chunks = new List<ChunkInput>(prepared.Chunks.Count);
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -223,8 +238,21 @@ public sealed class DocumentGrain(
         logger.LogWarning("Document {DocumentId} of {TenantId}/{Collection} failed: {Error}", _documentId, _tenantId, _collection, error);
         await documents.UpsertAsync(_tenantId, _collection,
             record with { Status = DocumentStatus.Failed, Error = error, ChunkCount = 0, UpdatedAt = clock.GetUtcNow() }, cancellationToken);
+        await Quota.EndIngestion(this.GetPrimaryKeyString());
         Complete();
     }
+
+    private async Task ReleaseReservedVectorsAsync()
+    {
+        if (_reservedVectors > 0)
+        {
+            var vectors = _reservedVectors;
+            _reservedVectors = 0;
+            await Quota.ReleaseVectors(vectors);
+        }
+    }
+
+    private IQuotaGrain Quota => GrainFactory.GetGrain<IQuotaGrain>(_tenantId);
 
     private void Complete()
     {

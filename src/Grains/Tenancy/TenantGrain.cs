@@ -73,6 +73,7 @@ public sealed class TenantGrain(
         }
 
         await conversations.DeleteTenantAsync(TenantId);
+        await GrainFactory.GetGrain<IQuotaGrain>(TenantId).Clear();
         await GrainFactory.GetGrain<ITenantDirectoryGrain>(ITenantDirectoryGrain.Key).Unregister(TenantId);
         await state.ClearStateAsync();
         state.State = new TenantState();

@@ -18,7 +18,7 @@ public sealed record PostgresMigration(int Version, string Description, Func<Npg
 public sealed class PostgresSchema(NpgsqlDataSource dataSource, ILogger<PostgresSchema> logger)
 {
     /// <summary>The newest schema version this build knows.</summary>
-    public const int CurrentVersion = 1;
+    public const int CurrentVersion = 2;
 
     // Arbitrary but fixed: the key every RagOrleans process locks on while migrating.
     private const long AdvisoryLockKey = 0x5241_474F_524C_0001;
@@ -27,6 +27,7 @@ public sealed class PostgresSchema(NpgsqlDataSource dataSource, ILogger<Postgres
     public static IReadOnlyList<PostgresMigration> Migrations { get; } =
     [
         new(1, "Orleans clustering and reminders contract; documents, chunk log, snapshots, blobs, conversations", ApplyV1Async),
+        new(2, "Usage ledger: one row per tenant, day, model, kind and user", ApplyV2Async),
     ];
 
     /// <summary>Applies the missing versions and returns how many it applied (0 when already current).</summary>
@@ -95,6 +96,23 @@ public sealed class PostgresSchema(NpgsqlDataSource dataSource, ILogger<Postgres
         }
 
         return count;
+    }
+
+    private static async Task ApplyV2Async(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken cancellationToken)
+    {
+        await using var ddl = new NpgsqlCommand(
+            """
+            CREATE TABLE usage_ledger (
+                tenant   text    NOT NULL,
+                day      date    NOT NULL,
+                model    text    NOT NULL,
+                kind     text    NOT NULL,
+                user_id  text    NOT NULL,
+                quantity bigint  NOT NULL,
+                cost     numeric NOT NULL,
+                PRIMARY KEY (tenant, day, model, kind, user_id))
+            """, connection, tx);
+        await ddl.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private static async Task ApplyV1Async(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken cancellationToken)
