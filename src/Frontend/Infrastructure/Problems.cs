@@ -79,6 +79,7 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
         var problem = new ProblemDetails { Status = status, Title = title, Detail = detail };
         if (exception is RagException { Quota: { } quota })
         {
+            context.RequestServices.GetService<Grains.Telemetry.RagMetrics>()?.Refused("quota", AuthenticationMiddleware.Principal(context)?.TenantId);
             QuotaProblems.Describe(context, problem, quota);
         }
 

@@ -28,6 +28,7 @@ public sealed class RateLimitingMiddleware(RequestDelegate next, RateLeaseLimite
             return;
         }
 
+        context.RequestServices.GetService<Grains.Telemetry.RagMetrics>()?.Refused("rate_limit", tenantId);
         context.Response.Headers.RetryAfter = decision.ResetSeconds.ToString(CultureInfo.InvariantCulture);
         context.Response.StatusCode = StatusCodes.Status429TooManyRequests;
         var who = decision.Quota == Abstractions.QuotaNames.UserRequestsPerMinute ? $"user '{principal.User}'" : $"tenant '{tenantId}'";
