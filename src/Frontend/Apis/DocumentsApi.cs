@@ -13,7 +13,9 @@ namespace RagOrleans.Frontend.Apis;
 public static class DocumentsApi
 {
     private const int MaxMetadataBytes = 16 * 1024;
-    private static readonly TimeSpan WaitSlice = TimeSpan.FromSeconds(20);
+    // Well inside the client's response timeout, so a long ?wait=true is many short calls, each of which
+    // fails fast (and is retried by the loop) if the silo holding the document dies.
+    private static readonly TimeSpan WaitSlice = TimeSpan.FromSeconds(5);
 
     public static IEndpointRouteBuilder MapDocumentsApi(this IEndpointRouteBuilder app)
     {

@@ -110,7 +110,13 @@ public sealed class CollectionGrain(
             && existing.MetadataJson == upload.MetadataJson && existing.SourceType == upload.SourceType
             && existing.Status != DocumentStatus.Failed)
         {
-            // Same content re-sent (a client retry): nothing to do, and nothing is indexed twice.
+            // Same content re-sent (a client retry): nothing is indexed twice. If it is still unfinished, its
+            // pipeline may have died with a silo: starting it again is harmless when it is alive.
+            if (existing.Status is DocumentStatus.Queued or DocumentStatus.Processing)
+            {
+                await Document(id).Start();
+            }
+
             return existing;
         }
 
