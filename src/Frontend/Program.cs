@@ -4,11 +4,14 @@ using RagOrleans.Frontend.Apis;
 using RagOrleans.Frontend.Infrastructure;
 using RagOrleans.Grains;
 using RagOrleans.Grains.Hosting;
+using RagOrleans.ServiceDefaults;
 
 // Settings ship beside the binary; relative data paths still resolve against the working directory.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 
 builder.Services.AddOptions<RagOptions>().BindConfiguration(RagOptions.Section);
+builder.AddRagTelemetry("ragorleans-frontend");
+builder.AddRagShutdown();
 builder.Services.AddProblemDetails();
 builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
 builder.Services.AddSingleton<OperatorKey>();
@@ -33,10 +36,12 @@ else
 }
 
 var app = builder.Build();
+app.UseMiddleware<RequestTelemetryMiddleware>();
 app.UseExceptionHandler();
 app.UseStatusCodePages();
 app.UseMiddleware<AuthenticationMiddleware>();
 app.MapOpenApi();
+app.MapRagMetrics();
 app.MapHealthApi();
 app.MapTenantsApi();
 app.MapKeysApi();

@@ -1,20 +1,18 @@
-using RagOrleans.Abstractions;
 using RagOrleans.Grains;
 using RagOrleans.Grains.Hosting;
+using RagOrleans.ServiceDefaults;
 
 // The silo host (no HTTP API beyond probes). Rag:Mode=cluster joins the PostgreSQL-backed cluster; the
 // default embedded mode runs a lone localhost silo with the embedded storage.
 // Settings ship beside the binary; relative data paths still resolve against the working directory.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
-builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = builder.Configuration.GetValue("Rag:ShutdownTimeout", TimeSpan.FromSeconds(60)));
+builder.AddRagShutdown();
+builder.AddRagTelemetry("ragorleans-silo");
 builder.UseOrleans(silo => silo.UseRagSilo(builder.Configuration));
 
 var app = builder.Build();
-app.MapGet("/healthz", () => TypedResults.Ok(new { status = "alive" }));
-app.MapGet("/readyz", async (IGrainFactory grains) =>
-    await grains.GetGrain<IEmbedderGrain>(0).IsReady()
-        ? Results.Ok(new { status = "ready" })
-        : Results.Json(new { status = "starting" }, statusCode: 503));
+app.MapRagProbes(checkGateway: false);
+app.MapRagMetrics();
 if (ClusterHosting.IsClusterMode(builder.Configuration))
 {
     await ClusterHosting.EnsureSchemaAsync(builder.Configuration, app.Services.GetRequiredService<ILoggerFactory>());

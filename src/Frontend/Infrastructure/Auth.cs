@@ -97,6 +97,7 @@ public sealed class AuthenticationMiddleware(RequestDelegate next)
             }
 
             context.Items[ItemKey] = principal;
+            RequestTelemetryMiddleware.Authenticated(principal);
         }
 
         await next(context);

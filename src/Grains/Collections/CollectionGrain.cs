@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using RagOrleans.Abstractions;
 using RagOrleans.Grains.Retrieval;
 using RagOrleans.Grains.Storage;
+using RagOrleans.Grains.Telemetry;
 
 namespace RagOrleans.Grains.Collections;
 
@@ -22,6 +23,7 @@ public sealed class CollectionGrain(
     IBlobStore blobs,
     IOptions<RagOptions> options,
     TimeProvider clock,
+    RagMetrics metrics,
     ILogger<CollectionGrain> logger) : Grain, ICollectionGrain
 {
     private const int MaxTopK = 100;
@@ -180,10 +182,27 @@ public sealed class CollectionGrain(
         }
 
         query.ValidateRanking();
+        using var activity = RagActivity.Start("rag.search", _tenantId, _name);
+        activity?.SetTag("rag.search.mode", query.Mode.ToString());
+        activity?.SetTag("rag.search.top_k", topK);
+        if (metrics.LogContent)
+        {
+            // Debug switch only: the query is the tenant's data.
+            activity?.SetTag("rag.search.query", query.Query);
+            logger.LogInformation("Search in {TenantId}/{Collection}: {Query}", _tenantId, _name, query.Query);
+        }
+
+        var searchStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         float[]? vector = null;
         if (query.Mode != SearchMode.Keyword)
         {
-            vector = (await GrainFactory.GetGrain<IEmbedderGrain>(0).Embed(settings.Model, [query.Query], EmbeddingKind.Query))[0];
+            var embedStarted = System.Diagnostics.Stopwatch.GetTimestamp();
+            using (RagActivity.Start("rag.search.embed"))
+            {
+                vector = (await GrainFactory.GetGrain<IEmbedderGrain>(0).Embed(settings.Model, [query.Query], EmbeddingKind.Query))[0];
+            }
+
+            metrics.SearchStage("embed", RagMetrics.Since(embedStarted));
         }
 
         // A reranker reads a pool larger than it returns, or it would have nothing to promote.
@@ -200,6 +219,7 @@ public sealed class CollectionGrain(
         }
 
         var perShard = await Task.WhenAll(tasks);
+        var fuseStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         var dense = RankFusion.MergeByScore(perShard.SelectMany((c, shard) => c.DenseSeqs.Select((seq, i) => new RankedCandidate(shard, seq, c.DenseScores[i]))), depth);
         var keyword = RankFusion.MergeByScore(perShard.SelectMany((c, shard) => c.KeywordSeqs.Select((seq, i) => new RankedCandidate(shard, seq, c.KeywordScores[i]))), depth);
         var firstStage = query.Mode switch
@@ -238,7 +258,10 @@ public sealed class CollectionGrain(
             }
         }
 
+        metrics.SearchStage("fuse", RagMetrics.Since(fuseStarted));
+
         // Fetch text only for the winners, one call per shard that holds any.
+        var hydrateStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         var hits = new SearchHit?[winners.Count];
         var hydrations = winners.Select((w, i) => (w, i)).GroupBy(x => x.w.Shard).Select(async group =>
         {
@@ -257,7 +280,11 @@ public sealed class CollectionGrain(
             }
         });
         await Task.WhenAll(hydrations);
-        return hits.Where(h => h is not null).Select(h => h!).ToList();
+        metrics.SearchStage("hydrate", RagMetrics.Since(hydrateStarted));
+        metrics.Search(_tenantId, query.Mode.ToString().ToLowerInvariant(), RagMetrics.Since(searchStarted));
+        var result = hits.Where(h => h is not null).Select(h => h!).ToList();
+        activity?.SetTag("rag.search.hits", result.Count);
+        return result;
     }
 
     private static IReranker? Reranker(SearchQuery query) => query.Rerank switch

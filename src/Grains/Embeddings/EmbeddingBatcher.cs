@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using RagOrleans.Grains.Telemetry;
 
 namespace RagOrleans.Grains.Embeddings;
 
@@ -28,6 +29,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     private readonly EmbeddingBatcherOptions _options;
     private readonly ILogger _logger;
     private readonly EmbeddingCache? _queryCache;
+    private readonly RagMetrics? _metrics;
     private readonly Channel<Request> _queries = Channel.CreateUnbounded<Request>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Channel<Request> _documents = Channel.CreateUnbounded<Request>(new UnboundedChannelOptions { SingleReader = true });
     private readonly CancellationTokenSource _stopping = new();
@@ -36,8 +38,9 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     private int _disposed;
 
     /// <summary>Starts the worker thread for <paramref name="model"/>.</summary>
-    public EmbeddingBatcher(IEmbeddingModel model, EmbeddingBatcherOptions? options = null, ILogger<EmbeddingBatcher>? logger = null)
+    public EmbeddingBatcher(IEmbeddingModel model, EmbeddingBatcherOptions? options = null, ILogger<EmbeddingBatcher>? logger = null, RagMetrics? metrics = null)
     {
+        _metrics = metrics;
         _model = model ?? throw new ArgumentNullException(nameof(model));
         _options = options ?? new EmbeddingBatcherOptions();
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxTextsPerRound, 1);
@@ -208,7 +211,9 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
 
         try
         {
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
             var vectors = _model.Embed(texts, purpose);
+            _metrics?.EmbeddingBatch(purpose == EmbeddingPurpose.Query ? "query" : "document", texts.Length, RagMetrics.Since(started));
             for (var i = 0; i < round.Count; i++)
             {
                 if (purpose == EmbeddingPurpose.Query)

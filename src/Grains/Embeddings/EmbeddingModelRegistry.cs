@@ -2,6 +2,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using RagOrleans.Abstractions;
+using RagOrleans.Grains.Telemetry;
 
 namespace RagOrleans.Grains.Embeddings;
 
@@ -16,14 +17,14 @@ public sealed class EmbeddingModelRegistry : IHostedService, IAsyncDisposable
     private readonly ILogger<EmbeddingModelRegistry> _logger;
 
     /// <summary>Creates the registry; <see cref="RagOptions.ModelPath"/> and <see cref="RagOptions.VocabPath"/> override the default model's files.</summary>
-    public EmbeddingModelRegistry(IOptions<RagOptions> options, ILoggerFactory loggers)
+    public EmbeddingModelRegistry(IOptions<RagOptions> options, ILoggerFactory loggers, RagMetrics? metrics = null)
     {
         _logger = loggers.CreateLogger<EmbeddingModelRegistry>();
         foreach (var model in EmbeddingModelCatalog.All)
         {
             var isDefault = model == EmbeddingModelCatalog.Default;
             _services[model.Name] = new OnnxEmbeddingService(
-                model, isDefault ? options.Value.ModelPath : null, isDefault ? options.Value.VocabPath : null, loggers);
+                model, isDefault ? options.Value.ModelPath : null, isDefault ? options.Value.VocabPath : null, loggers, metrics);
         }
 
         Default = _services[EmbeddingModelCatalog.Default.Name];

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using RagOrleans.Abstractions;
+using RagOrleans.Grains.Telemetry;
 
 namespace RagOrleans.Grains.Embeddings;
 
@@ -17,7 +18,8 @@ public sealed class OnnxEmbeddingService : IEmbeddingService, IAsyncDisposable
     /// <param name="modelPath">A model.onnx to load instead of the packaged one.</param>
     /// <param name="vocabPath">A vocab.txt to load instead of the packaged one.</param>
     /// <param name="loggers">Logger factory.</param>
-    public OnnxEmbeddingService(EmbeddingModelDescriptor descriptor, string? modelPath, string? vocabPath, ILoggerFactory loggers)
+    /// <param name="metrics">Batcher metrics, when the silo records them.</param>
+    public OnnxEmbeddingService(EmbeddingModelDescriptor descriptor, string? modelPath, string? vocabPath, ILoggerFactory loggers, RagMetrics? metrics = null)
     {
         _descriptor = descriptor;
         _loaded = new(() =>
@@ -25,7 +27,7 @@ public sealed class OnnxEmbeddingService : IEmbeddingService, IAsyncDisposable
             var model = new OnnxEmbeddingModel(
                 new OnnxEmbeddingOptions { Model = descriptor, ModelPath = modelPath, VocabPath = vocabPath },
                 loggers.CreateLogger<OnnxEmbeddingModel>());
-            return (model, new EmbeddingBatcher(model, new EmbeddingBatcherOptions(), loggers.CreateLogger<EmbeddingBatcher>()));
+            return (model, new EmbeddingBatcher(model, new EmbeddingBatcherOptions(), loggers.CreateLogger<EmbeddingBatcher>(), metrics));
         });
     }
 

@@ -56,6 +56,7 @@ public static class ClusterHosting
     /// <summary>Configures a silo's clustering, endpoints and storage for the configured mode, plus the grains' services.</summary>
     public static ISiloBuilder UseRagSilo(this ISiloBuilder silo, IConfiguration configuration)
     {
+        silo.AddActivityPropagation();
         var siloPort = configuration.GetValue("Orleans:SiloPort", 11111);
         var gatewayPort = configuration.GetValue("Orleans:GatewayPort", 30000);
         if (!IsClusterMode(configuration))
@@ -71,8 +72,9 @@ public static class ClusterHosting
             o.ServiceId = ServiceId;
             o.ClusterId = configuration["Orleans:ClusterId"] ?? "rag";
         });
-        silo.Configure<SiloOptions>(o => o.SiloName = configuration["Orleans:SiloName"] ?? $"silo-{Environment.MachineName}-{siloPort}");
-        var advertised = IPAddress.Parse(configuration["Orleans:AdvertisedIP"] ?? "127.0.0.1");
+        // In Kubernetes the downward API's POD_NAME and POD_IP name and address the silo unless Orleans:* says otherwise.
+        silo.Configure<SiloOptions>(o => o.SiloName = configuration["Orleans:SiloName"] ?? configuration["POD_NAME"] ?? $"silo-{Environment.MachineName}-{siloPort}");
+        var advertised = IPAddress.Parse(configuration["Orleans:AdvertisedIP"] ?? configuration["POD_IP"] ?? "127.0.0.1");
         silo.ConfigureEndpoints(advertised, siloPort, gatewayPort, listenOnAnyHostAddress: configuration.GetValue("Orleans:ListenOnAnyHostAddress", false));
         silo.UseAdoNetClustering(o =>
         {
@@ -99,6 +101,7 @@ public static class ClusterHosting
         silo.AddRag(storage: services =>
         {
             services.AddSingleton(_ => NpgsqlDataSource.Create(postgres));
+            services.AddClusterStorageProbe(redis);
             services.AddSingleton<IDocumentStore, PostgresDocumentStore>();
             services.AddSingleton<IChunkLog, PostgresChunkLog>();
             services.AddSingleton<IConversationStore, PostgresConversationStore>();
@@ -116,6 +119,7 @@ public static class ClusterHosting
     /// <summary>Configures an Orleans client (the cluster-mode frontend) to find gateways through the membership table.</summary>
     public static IClientBuilder UseRagClient(this IClientBuilder client, IConfiguration configuration)
     {
+        client.AddActivityPropagation();
         var postgres = PostgresConnectionString(configuration);
         client.Configure<ClusterOptions>(o =>
         {

@@ -7,6 +7,7 @@ using RagOrleans.Grains.Chat;
 using RagOrleans.Grains.Embeddings;
 using RagOrleans.Grains.Ingestion;
 using RagOrleans.Grains.Storage;
+using RagOrleans.Grains.Telemetry;
 
 namespace RagOrleans.Grains.Hosting;
 
@@ -23,6 +24,7 @@ public static class RagSiloBuilderExtensions
         var services = silo.Services;
         services.AddOptions<RagOptions>().BindConfiguration(RagOptions.Section);
         services.TryAddSingleton(TimeProvider.System);
+        services.AddRagMetrics();
 
         // Binary grain-state serializer from day one: switching later would orphan every stored row.
         services.AddSingleton<IGrainStorageSerializer, OrleansGrainStorageSerializer>();
@@ -49,6 +51,7 @@ public static class RagSiloBuilderExtensions
     private static void AddEmbeddedStorage(IServiceCollection services)
     {
         services.AddSingleton(sp => new SqliteDatabase(Path.Combine(sp.GetRequiredService<IOptions<RagOptions>>().Value.ResolvedDataDir, "rag.db")));
+        services.AddSqliteStorageProbe();
         services.AddSingleton<IDocumentStore, SqliteDocumentStore>();
         services.AddSingleton<IChunkLog, SqliteChunkLog>();
         services.AddSingleton<IConversationStore, SqliteConversationStore>();

@@ -4,6 +4,7 @@ using RagOrleans.Abstractions;
 using RagOrleans.Grains.Indexing.Keyword;
 using RagOrleans.Grains.Retrieval;
 using RagOrleans.Grains.Storage;
+using RagOrleans.Grains.Telemetry;
 
 namespace RagOrleans.Grains.Indexing;
 
@@ -17,8 +18,10 @@ public sealed class IndexShardGrain(
     IChunkLog log,
     ISnapshotStore snapshots,
     IOptions<RagOptions> options,
+    RagMetrics metrics,
     ILogger<IndexShardGrain> logger) : Grain, IIndexShardGrain
 {
+    private IDisposable? _tracked;
     private ShardIndex _index = null!;
     private long _watermark;
     private long _snapshotWatermark;
@@ -60,6 +63,7 @@ public sealed class IndexShardGrain(
 
         logger.LogInformation("Shard {Shard} activated: {Chunks} chunks, snapshot watermark {Snapshot}, {Replayed} log entries replayed in {ElapsedMs:F0} ms",
             ShardKey, _index.Count, _snapshotWatermark, replayed, TimeProvider.System.GetElapsedTime(started).TotalMilliseconds);
+        _tracked = metrics.TrackShard(() => _index.EstimatedMemoryBytes);
         _snapshotTimer = this.RegisterGrainTimer(
             static (self, ct) => self.SnapshotIfChangedAsync(ct),
             this,
@@ -69,6 +73,7 @@ public sealed class IndexShardGrain(
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         _snapshotTimer?.Dispose();
+        _tracked?.Dispose();
         if (reason.ReasonCode != DeactivationReasonCode.ApplicationRequested || _index.Count > 0)
         {
             try
@@ -149,8 +154,26 @@ public sealed class IndexShardGrain(
     {
         var filter = filterJson is null ? null : MetadataFilter.Parse(filterJson);
         var parameters = bm25 is null ? null : new Bm25Options { K1 = bm25.Validate().K1, B = bm25.B };
-        var dense = queryVector is null ? [] : _index.Search(queryVector, depth, Math.Max(options.Value.EfSearch, depth), filter);
-        var keyword = string.IsNullOrWhiteSpace(queryText) ? [] : _index.SearchKeywords(queryText, depth, filter, parameters);
+        using var activity = RagActivity.Start("rag.shard.candidates");
+        IReadOnlyList<(long Seq, float Score)> dense = [];
+        if (queryVector is not null)
+        {
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            dense = _index.Search(queryVector, depth, Math.Max(options.Value.EfSearch, depth), filter);
+            metrics.SearchStage("dense", RagMetrics.Since(started));
+        }
+
+        IReadOnlyList<(long Seq, float Score)> keyword = [];
+        if (!string.IsNullOrWhiteSpace(queryText))
+        {
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            keyword = _index.SearchKeywords(queryText, depth, filter, parameters);
+            metrics.SearchStage("keyword", RagMetrics.Since(started));
+        }
+
+        activity?.SetTag("rag.shard", ShardKey);
+        activity?.SetTag("rag.shard.dense", dense.Count);
+        activity?.SetTag("rag.shard.keyword", keyword.Count);
         return Task.FromResult(new ShardCandidates(
             dense.Select(h => h.Seq).ToArray(), dense.Select(h => h.Score).ToArray(),
             keyword.Select(h => h.Seq).ToArray(), keyword.Select(h => h.Score).ToArray()));

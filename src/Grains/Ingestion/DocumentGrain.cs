@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using RagOrleans.Abstractions;
 using RagOrleans.Grains.Collections;
 using RagOrleans.Grains.Storage;
+using RagOrleans.Grains.Telemetry;
 
 namespace RagOrleans.Grains.Ingestion;
 
@@ -19,6 +20,7 @@ public sealed class DocumentGrain(
     IngestionThrottle throttle,
     IOptions<RagOptions> options,
     TimeProvider clock,
+    RagMetrics metrics,
     ILogger<DocumentGrain> logger) : Grain, IDocumentGrain
 {
     private const int EmbedBatchSize = 32;
@@ -132,6 +134,8 @@ public sealed class DocumentGrain(
             return;
         }
 
+        using var activity = RagActivity.Start("rag.ingest", _tenantId, _collection);
+        activity?.SetTag("rag.document", _documentId);
         var attempt = record.Attempts + 1;
         record = record with { Status = DocumentStatus.Processing, Attempts = attempt, Error = null, UpdatedAt = clock.GetUtcNow() };
         await documents.UpsertAsync(_tenantId, _collection, record, cancellationToken);
@@ -152,6 +156,7 @@ public sealed class DocumentGrain(
                 record with { Status = DocumentStatus.Indexed, ChunkCount = chunkCount, UpdatedAt = clock.GetUtcNow() }, cancellationToken);
             logger.LogInformation("Document {DocumentId} of {TenantId}/{Collection} indexed: {Chunks} chunks in {ElapsedMs:F0} ms",
                 _documentId, _tenantId, _collection, chunkCount, clock.GetElapsedTime(started).TotalMilliseconds);
+            metrics.IngestionEnded("indexed");
             Complete();
         }
         catch (RagException ex) when (ex.Kind is not RagErrorKind.Unavailable)
@@ -168,6 +173,8 @@ public sealed class DocumentGrain(
             }
 
             var delay = options.Value.IngestionRetryDelay * Math.Pow(2, attempt - 1);
+            metrics.IngestionEnded("retried");
+            activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, ex.GetType().Name);
             logger.LogWarning(ex, "Document {DocumentId} of {TenantId}/{Collection}: attempt {Attempt} failed; retrying in {Delay}",
                 _documentId, _tenantId, _collection, attempt, delay);
             await documents.UpsertAsync(_tenantId, _collection,
@@ -184,23 +191,35 @@ public sealed class DocumentGrain(
         var prepared = processor.Prepare(content, record.SourceType, record.FileName, record.Title, settings);
         var embedder = GrainFactory.GetGrain<IEmbedderGrain>(0);
         var chunks = new List<ChunkInput>(prepared.Chunks.Count);
-        for (var offset = 0; offset < prepared.Chunks.Count; offset += EmbedBatchSize)
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        using (RagActivity.Start("rag.ingest.embed"))
         {
-            var batch = prepared.Chunks.Skip(offset).Take(EmbedBatchSize).ToList();
-            var vectors = await embedder.Embed(settings.Model, batch.ConvertAll(c => c.EmbeddingText), EmbeddingKind.Document);
-            for (var i = 0; i < batch.Count; i++)
+            for (var offset = 0; offset < prepared.Chunks.Count; offset += EmbedBatchSize)
             {
-                var c = batch[i];
-                chunks.Add(new ChunkInput(c.Ordinal, c.Text, c.Start, c.End, c.Section, c.Page, vectors[i]));
+                var batch = prepared.Chunks.Skip(offset).Take(EmbedBatchSize).ToList();
+                var vectors = await embedder.Embed(settings.Model, batch.ConvertAll(c => c.EmbeddingText), EmbeddingKind.Document);
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    var c = batch[i];
+                    chunks.Add(new ChunkInput(c.Ordinal, c.Text, c.Start, c.End, c.Section, c.Page, vectors[i]));
+                }
             }
         }
 
-        await Shard(settings).UpsertDocument(new ChunkDocument(_documentId, record.Title ?? prepared.Title, record.MetadataJson), chunks);
+        metrics.IngestionStep("embed", RagMetrics.Since(started));
+        started = System.Diagnostics.Stopwatch.GetTimestamp();
+        using (RagActivity.Start("rag.ingest.index"))
+        {
+            await Shard(settings).UpsertDocument(new ChunkDocument(_documentId, record.Title ?? prepared.Title, record.MetadataJson), chunks);
+        }
+
+        metrics.IngestionStep("index", RagMetrics.Since(started));
         return chunks.Count;
     }
 
     private async Task FailAsync(DocumentInfo record, string error, CancellationToken cancellationToken)
     {
+        metrics.IngestionEnded("failed");
         logger.LogWarning("Document {DocumentId} of {TenantId}/{Collection} failed: {Error}", _documentId, _tenantId, _collection, error);
         await documents.UpsertAsync(_tenantId, _collection,
             record with { Status = DocumentStatus.Failed, Error = error, ChunkCount = 0, UpdatedAt = clock.GetUtcNow() }, cancellationToken);

@@ -1,5 +1,6 @@
 using RagOrleans.Abstractions;
 using RagOrleans.Grains.Embeddings;
+using RagOrleans.Grains.Telemetry;
 
 namespace RagOrleans.Grains.Ingestion;
 
@@ -14,7 +15,7 @@ public sealed record PreparedDocument(string? Title, IReadOnlyList<PreparedChunk
 /// front, so a passage that never repeats its topic words is still found by them; the chunk budget leaves
 /// room for that prefix so nothing is cut off by the model's 256-piece limit.
 /// </summary>
-public sealed class DocumentProcessor(IEmbeddingService embeddings)
+public sealed class DocumentProcessor(IEmbeddingService embeddings, RagMetrics? metrics = null)
 {
     /// <summary>Word pieces reserved for the title/heading prefix.</summary>
     public const int PrefixBudget = 24;
@@ -24,18 +25,25 @@ public sealed class DocumentProcessor(IEmbeddingService embeddings)
     public PreparedDocument Prepare(byte[] content, string sourceType, string? fileName, string? title, CollectionSettings settings)
     {
         ParsedDocument parsed;
-        try
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        using (RagActivity.Start("rag.ingest.parse"))
         {
-            var parser = Parsers.For(sourceType);
-            using var stream = new MemoryStream(content, writable: false);
-            parsed = parser.Parse(stream, fileName);
-        }
-        catch (DocumentParseException ex)
-        {
-            // The content itself is the problem: a clear, permanent failure (no retry).
-            throw new RagException(ex.Kind == DocumentFailure.Unsupported ? RagErrorKind.UnsupportedMediaType : RagErrorKind.Unprocessable, ex.Message);
+            try
+            {
+                var parser = Parsers.For(sourceType);
+                using var stream = new MemoryStream(content, writable: false);
+                parsed = parser.Parse(stream, fileName);
+            }
+            catch (DocumentParseException ex)
+            {
+                // The content itself is the problem: a clear, permanent failure (no retry).
+                throw new RagException(ex.Kind == DocumentFailure.Unsupported ? RagErrorKind.UnsupportedMediaType : RagErrorKind.Unprocessable, ex.Message);
+            }
         }
 
+        metrics?.IngestionStep("parse", RagMetrics.Since(started));
+        started = System.Diagnostics.Stopwatch.GetTimestamp();
+        using var chunking = RagActivity.Start("rag.ingest.chunk");
         if (string.IsNullOrWhiteSpace(parsed.Text))
         {
             throw new RagException(RagErrorKind.Unprocessable, "The document contains no text.");
@@ -63,6 +71,8 @@ public sealed class DocumentProcessor(IEmbeddingService embeddings)
                 Prefix(tokens, docTitle, c.HeadingPath) + c.Text));
         }
 
+        metrics?.IngestionStep("chunk", RagMetrics.Since(started));
+        chunking?.SetTag("rag.chunks", prepared.Count);
         return new PreparedDocument(docTitle, prepared);
     }
 

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using RagOrleans.Abstractions;
 using RagOrleans.Grains.Storage;
+using RagOrleans.Grains.Telemetry;
 
 namespace RagOrleans.Grains.Tenancy;
 
@@ -29,9 +30,22 @@ public sealed class TenantGrain(
     [PersistentState("tenant", RagStorage.GrainStateProvider)] IPersistentState<TenantState> state,
     IConversationStore conversations,
     TimeProvider clock,
+    RagMetrics metrics,
     ILogger<TenantGrain> logger) : Grain, ITenantGrain
 {
     private string TenantId => this.GetPrimaryKeyString();
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        metrics.TenantActive(+1);
+        return Task.CompletedTask;
+    }
+
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        metrics.TenantActive(-1);
+        return Task.CompletedTask;
+    }
 
     public async Task<CreatedTenant> Create(string name)
     {
