@@ -9,7 +9,41 @@ public sealed record CollectionSettings(
     [property: Id(1)] int Dimensions,
     [property: Id(2)] int ShardCount,
     [property: Id(3)] int ChunkTargetTokens,
-    [property: Id(4)] int ChunkOverlapTokens);
+    [property: Id(4)] int ChunkOverlapTokens,
+    [property: Id(5)] Bm25Settings? Bm25 = null)
+{
+    /// <summary>The BM25 parameters in force: the collection's own, or the defaults for collections created before they were settable.</summary>
+    public Bm25Settings EffectiveBm25 => Bm25 ?? Bm25Settings.Default;
+}
+
+/// <summary>BM25 parameters of a collection's keyword index, fixed at creation.</summary>
+/// <param name="K1">Term-frequency saturation, 0 to <see cref="MaxK1"/>.</param>
+/// <param name="B">Length normalisation, 0 (none) to 1 (full).</param>
+[GenerateSerializer, Immutable, Alias("rag.Bm25Settings")]
+public sealed record Bm25Settings([property: Id(0)] float K1, [property: Id(1)] float B)
+{
+    /// <summary>Largest accepted k1; beyond it term frequency barely saturates and BM25 degenerates to raw tf·idf.</summary>
+    public const float MaxK1 = 10f;
+
+    /// <summary>Anserini's BEIR settings (k1 = 0.9, b = 0.4), better than the textbook 1.2 / 0.75 on short passages.</summary>
+    public static Bm25Settings Default { get; } = new(0.9f, 0.4f);
+
+    /// <summary>Throws <see cref="RagException"/> (Invalid) unless both parameters are in range.</summary>
+    public Bm25Settings Validate()
+    {
+        if (!float.IsFinite(K1) || K1 < 0f || K1 > MaxK1)
+        {
+            throw RagException.Invalid($"bm25.k1 must be between 0 and {MaxK1.ToString(System.Globalization.CultureInfo.InvariantCulture)}.");
+        }
+
+        if (!float.IsFinite(B) || B < 0f || B > 1f)
+        {
+            throw RagException.Invalid("bm25.b must be between 0 and 1.");
+        }
+
+        return this;
+    }
+}
 
 /// <summary>A collection as reported to API callers.</summary>
 [GenerateSerializer, Immutable, Alias("rag.CollectionInfo")]
@@ -77,6 +111,15 @@ public enum SearchMode
     Keyword = 2,
 }
 
+/// <summary>The second stage of a search.</summary>
+public enum RerankMode
+{
+    /// <summary>The first-stage order is final (the default).</summary>
+    None = 0,
+    /// <summary>Maximal marginal relevance: trades relevance for diversity with <see cref="SearchQuery.Lambda"/>.</summary>
+    Mmr = 1,
+}
+
 /// <summary>A search request against one collection.</summary>
 [GenerateSerializer, Immutable, Alias("rag.SearchQuery")]
 public sealed record SearchQuery(
@@ -84,15 +127,82 @@ public sealed record SearchQuery(
     [property: Id(1)] int TopK,
     [property: Id(2)] SearchMode Mode = SearchMode.Hybrid,
     [property: Id(3)] bool Explain = false,
-    [property: Id(4)] string? FilterJson = null);
+    [property: Id(4)] string? FilterJson = null,
+    [property: Id(5)] RerankMode Rerank = RerankMode.None,
+    [property: Id(6)] float Lambda = SearchQuery.DefaultLambda,
+    [property: Id(7)] int RrfK = SearchQuery.DefaultRrfK,
+    [property: Id(8)] float VectorWeight = 1f,
+    [property: Id(9)] float KeywordWeight = 1f)
+{
+    /// <summary>Default MMR balance between relevance (1) and diversity (0).</summary>
+    public const float DefaultLambda = 0.7f;
 
-/// <summary>How a hit was ranked: its place and score in each list that produced it (1-based ranks).</summary>
+    /// <summary>Default reciprocal-rank-fusion constant.</summary>
+    public const int DefaultRrfK = 60;
+
+    /// <summary>Largest accepted RRF constant.</summary>
+    public const int MaxRrfK = 10_000;
+
+    /// <summary>Largest accepted list weight.</summary>
+    public const float MaxWeight = 100f;
+
+    /// <summary>Throws <see cref="RagException"/> (Invalid) unless the fusion and rerank parameters are in range.</summary>
+    public void ValidateRanking()
+    {
+        if (!float.IsFinite(Lambda) || Lambda < 0f || Lambda > 1f)
+        {
+            throw RagException.Invalid("lambda must be between 0 and 1.");
+        }
+
+        if (RrfK is < 0 or > MaxRrfK)
+        {
+            throw RagException.Invalid($"rrfK must be between 0 and {MaxRrfK}.");
+        }
+
+        foreach (var (weight, name) in new[] { (VectorWeight, "weights.vector"), (KeywordWeight, "weights.keyword") })
+        {
+            if (!float.IsFinite(weight) || weight < 0f || weight > MaxWeight)
+            {
+                throw RagException.Invalid($"{name} must be between 0 and {MaxWeight.ToString(System.Globalization.CultureInfo.InvariantCulture)}.");
+            }
+        }
+
+        if (VectorWeight == 0f && KeywordWeight == 0f)
+        {
+            throw RagException.Invalid("weights.vector and weights.keyword must not both be 0.");
+        }
+    }
+}
+
+/// <summary>
+/// How a hit was ranked: its place and score in each list that produced it (1-based ranks) and, when a reranker
+/// ran, its place and score in the first-stage pool and what the reranker made of it.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("rag.SearchExplanation")]
 public sealed record SearchExplanation(
     [property: Id(0)] int? DenseRank,
     [property: Id(1)] float? DenseScore,
     [property: Id(2)] int? KeywordRank,
-    [property: Id(3)] float? KeywordScore);
+    [property: Id(3)] float? KeywordScore,
+    [property: Id(4)] RerankExplanation? Rerank = null);
+
+/// <summary>One rerank step behind a hit.</summary>
+/// <param name="Method">The reranker, e.g. "mmr".</param>
+/// <param name="PoolRank">1-based place in the first-stage (fused) pool the reranker read.</param>
+/// <param name="PoolScore">First-stage score in that pool.</param>
+/// <param name="PoolSize">How many candidates the reranker read.</param>
+/// <param name="Score">The reranker's score when it chose this hit (for MMR: λ·relevance − (1−λ)·maxSimilarity).</param>
+/// <param name="MaxSimilarity">MMR: highest cosine similarity to a hit chosen before it; null for the first hit.</param>
+/// <param name="Lambda">MMR: the relevance/diversity balance used.</param>
+[GenerateSerializer, Immutable, Alias("rag.RerankExplanation")]
+public sealed record RerankExplanation(
+    [property: Id(0)] string Method,
+    [property: Id(1)] int PoolRank,
+    [property: Id(2)] float PoolScore,
+    [property: Id(3)] int PoolSize,
+    [property: Id(4)] float Score,
+    [property: Id(5)] float? MaxSimilarity,
+    [property: Id(6)] float? Lambda);
 
 /// <summary>One ranked passage.</summary>
 [GenerateSerializer, Immutable, Alias("rag.SearchHit")]

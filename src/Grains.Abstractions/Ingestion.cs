@@ -63,7 +63,11 @@ public interface IIndexShardGrain : IGrainWithStringKey
     /// given), among the chunks that match <paramref name="filterJson"/> (a metadata filter, applied during the walk).
     /// </summary>
     [ReadOnly]
-    [Alias("Candidates")] Task<ShardCandidates> Candidates(float[]? queryVector, string? queryText, int depth, string? filterJson);
+    [Alias("Candidates")] Task<ShardCandidates> Candidates(float[]? queryVector, string? queryText, int depth, string? filterJson, Bm25Settings? bm25 = null);
+
+    /// <summary>The stored embeddings of chunks by log sequence number (null where a chunk is gone), for rerankers.</summary>
+    [ReadOnly]
+    [Alias("Vectors")] Task<IReadOnlyList<float[]?>> Vectors(long[] seqs);
 
     /// <summary>The chunks with these sequence numbers, aligned with <paramref name="seqs"/> (null where gone); scores are 0 for the caller to set.</summary>
     [ReadOnly]

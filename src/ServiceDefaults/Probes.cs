@@ -47,7 +47,7 @@ public static class Probes
             return Unavailable("starting", "the host is starting");
         }
 
-        return services.GetService<OnnxEmbeddingService>() is { IsReady: false }
+        return services.GetService<EmbeddingModelRegistry>() is { IsReady: false }
             ? Unavailable("starting", "the embedding model is loading")
             : TypedResults.Ok(new ProbeStatus("started"));
     }
@@ -60,7 +60,7 @@ public static class Probes
             return Unavailable("draining", "the process is shutting down");
         }
 
-        if (services.GetService<OnnxEmbeddingService>() is { IsReady: false })
+        if (services.GetService<EmbeddingModelRegistry>() is { IsReady: false })
         {
             return Unavailable("starting", "the embedding model is loading");
         }

@@ -3,15 +3,13 @@ using Microsoft.Extensions.Options;
 using RagOrleans.Abstractions;
 using RagOrleans.Frontend.Infrastructure;
 using RagOrleans.Grains;
+using RagOrleans.Grains.Embeddings;
 
 namespace RagOrleans.Frontend.Apis;
 
 /// <summary>Collections: admins create and delete, users read.</summary>
 public static class CollectionsApi
 {
-    /// <summary>The model every collection uses until a second one is offered.</summary>
-    public const string DefaultModel = "all-minilm-l6-v2";
-
     public static IEndpointRouteBuilder MapCollectionsApi(this IEndpointRouteBuilder app)
     {
         var read = app.MapGroup("/v1/collections").WithTags("Collections").RequireRole(Roles.Admin, Roles.User);
@@ -36,7 +34,9 @@ public static class CollectionsApi
     {
         var name = Ids.RequireName(request.Name, "collection name");
         var shards = request.Shards ?? options.Value.DefaultShardCount;
-        var settings = new CollectionSettings(DefaultModel, 384, shards, 200, 32);
+        var model = request.Model is null ? EmbeddingModelCatalog.Default : EmbeddingModelCatalog.Resolve(request.Model);
+        var bm25 = new Bm25Settings(request.Bm25?.K1 ?? Bm25Settings.Default.K1, request.Bm25?.B ?? Bm25Settings.Default.B).Validate();
+        var settings = new CollectionSettings(model.Name, model.Dimensions, shards, 200, 32, bm25);
         var info = await Collection(grains, http, name).Create(settings);
         return TypedResults.Created($"/v1/collections/{name}", CollectionResponse.From(info));
     }

@@ -21,14 +21,21 @@ public sealed record KeyResponse(string Id, string Role, string UserId, DateTime
     public static KeyResponse From(ApiKeyInfo k, string? key = null) => new(k.Id, k.Role, k.UserId, k.CreatedAt, key);
 }
 
-/// <summary>Body of POST /v1/collections.</summary>
-public sealed record CreateCollectionRequest(string? Name, int? Shards);
+/// <summary>Body of POST /v1/collections: the embedding model and BM25 parameters are fixed here for the collection's life.</summary>
+public sealed record CreateCollectionRequest(string? Name, int? Shards, string? Model = null, Bm25Request? Bm25 = null);
+
+/// <summary>BM25 parameters in a request; an omitted one takes its default (k1 0.9, b 0.4).</summary>
+public sealed record Bm25Request(float? K1, float? B);
+
+/// <summary>BM25 parameters of a collection.</summary>
+public sealed record Bm25Response(float K1, float B);
 
 /// <summary>A collection with its counts.</summary>
-public sealed record CollectionResponse(string Name, DateTimeOffset CreatedAt, string Model, int Dimensions, int Shards, long DocumentCount, long ChunkCount)
+public sealed record CollectionResponse(string Name, DateTimeOffset CreatedAt, string Model, int Dimensions, int Shards, long DocumentCount, long ChunkCount, Bm25Response Bm25)
 {
     public static CollectionResponse From(CollectionInfo c) =>
-        new(c.Name, c.CreatedAt, c.Settings.Model, c.Settings.Dimensions, c.Settings.ShardCount, c.DocumentCount, c.ChunkCount);
+        new(c.Name, c.CreatedAt, c.Settings.Model, c.Settings.Dimensions, c.Settings.ShardCount, c.DocumentCount, c.ChunkCount,
+            new Bm25Response(c.Settings.EffectiveBm25.K1, c.Settings.EffectiveBm25.B));
 }
 
 /// <summary>JSON body of POST /v1/collections/{name}/documents.</summary>
@@ -48,7 +55,12 @@ public sealed record DocumentResponse(
 public sealed record DocumentListResponse(IReadOnlyList<DocumentResponse> Documents, string? NextCursor);
 
 /// <summary>Body of POST /v1/collections/{name}/search.</summary>
-public sealed record SearchRequest(string? Query, int? TopK, SearchMode? Mode, bool? Explain, JsonElement? Filter);
+public sealed record SearchRequest(
+    string? Query, int? TopK, SearchMode? Mode, bool? Explain, JsonElement? Filter,
+    string? Rerank = null, float? Lambda = null, int? RrfK = null, SearchWeights? Weights = null);
+
+/// <summary>Weights of the ranked lists in hybrid fusion; an omitted one is 1.</summary>
+public sealed record SearchWeights(float? Vector, float? Keyword);
 
 /// <summary>One search result.</summary>
 public sealed record SearchResult(string DocumentId, string ChunkId, string Text, float Score, string? Title, string? Section, int? Page, JsonElement? Metadata, SearchExplanation? Explain)

@@ -22,7 +22,17 @@ public static class SearchApi
     private static async Task<Ok<SearchResponse>> Search(string name, SearchRequest request, HttpContext http, IGrainFactory grains)
     {
         var query = RequireText(request.Query, "query");
-        var hits = await CollectionsApi.Collection(grains, http, name).Search(new SearchQuery(query, request.TopK ?? 10, request.Mode ?? SearchMode.Hybrid, request.Explain ?? false, FilterJson(request.Filter)));
+        var search = new SearchQuery(
+            query, request.TopK ?? 10, request.Mode ?? SearchMode.Hybrid, request.Explain ?? false, FilterJson(request.Filter),
+            ParseRerank(request.Rerank), request.Lambda ?? SearchQuery.DefaultLambda, request.RrfK ?? SearchQuery.DefaultRrfK,
+            request.Weights?.Vector ?? 1f, request.Weights?.Keyword ?? 1f);
+        search.ValidateRanking();
+        if (request.Lambda is not null && search.Rerank != RerankMode.Mmr)
+        {
+            throw RagException.Invalid("lambda applies only with \"rerank\": \"mmr\".");
+        }
+
+        var hits = await CollectionsApi.Collection(grains, http, name).Search(search);
         return TypedResults.Ok(new SearchResponse(hits.Select(SearchResult.From).ToList()));
     }
 
@@ -59,6 +69,13 @@ public static class SearchApi
 
         return TypedResults.Ok(turns);
     }
+
+    private static RerankMode ParseRerank(string? rerank) => rerank?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "none" => RerankMode.None,
+        "mmr" => RerankMode.Mmr,
+        _ => throw RagException.Invalid($"Unknown rerank '{rerank}'. Available: 'none' (the default), 'mmr'."),
+    };
 
     private static string? FilterJson(System.Text.Json.JsonElement? filter)
     {

@@ -28,6 +28,8 @@ public sealed class CollectionGrain(
 {
     private const int MaxTopK = 100;
     private const int HybridDepth = 50;
+    private const int RerankPoolFactor = 4;
+    private const int RerankMinPool = 50;
     private string _tenantId = "";
     private string _name = "";
 
@@ -49,6 +51,8 @@ public sealed class CollectionGrain(
         {
             throw RagException.Invalid("shardCount must be between 1 and 64.");
         }
+
+        settings.Bm25?.Validate();
 
         await Quota.ReserveCollection();
         try
@@ -203,6 +207,7 @@ public sealed class CollectionGrain(
             MetadataFilter.Parse(query.FilterJson);
         }
 
+        query.ValidateRanking();
         using var activity = RagActivity.Start("rag.search", _tenantId, _name);
         activity?.SetTag("rag.search.mode", query.Mode.ToString());
         activity?.SetTag("rag.search.top_k", topK);
@@ -226,25 +231,36 @@ public sealed class CollectionGrain(
             metrics.SearchStage("embed", RagMetrics.Since(embedStarted));
         }
 
+        // A reranker reads a pool larger than it returns, or it would have nothing to promote.
+        var reranker = Reranker(query);
+        var poolSize = reranker is null ? topK : Math.Max(topK * RerankPoolFactor, RerankMinPool);
+
         // Hybrid fuses deeper lists than it returns: a chunk ranked 30th by one signal and 5th by the other can win.
-        var depth = query.Mode == SearchMode.Hybrid ? Math.Max(topK, HybridDepth) : topK;
+        var depth = query.Mode == SearchMode.Hybrid ? Math.Max(poolSize, HybridDepth) : poolSize;
         var text = query.Mode == SearchMode.Vector ? null : query.Query;
         var tasks = new Task<ShardCandidates>[settings.ShardCount];
         for (var i = 0; i < tasks.Length; i++)
         {
-            tasks[i] = Shard(i).Candidates(vector, text, depth, query.FilterJson);
+            tasks[i] = Shard(i).Candidates(vector, text, depth, query.FilterJson, settings.Bm25);
         }
 
         var perShard = await Task.WhenAll(tasks);
         var fuseStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         var dense = RankFusion.MergeByScore(perShard.SelectMany((c, shard) => c.DenseSeqs.Select((seq, i) => new RankedCandidate(shard, seq, c.DenseScores[i]))), depth);
         var keyword = RankFusion.MergeByScore(perShard.SelectMany((c, shard) => c.KeywordSeqs.Select((seq, i) => new RankedCandidate(shard, seq, c.KeywordScores[i]))), depth);
-        var winners = query.Mode switch
+        var firstStage = query.Mode switch
         {
-            SearchMode.Vector => dense.Take(topK).Select(c => new FusedCandidate(c.Shard, c.Seq, c.Score)).ToList(),
-            SearchMode.Keyword => keyword.Take(topK).Select(c => new FusedCandidate(c.Shard, c.Seq, c.Score)).ToList(),
-            _ => RankFusion.Fuse([dense, keyword], topK),
+            SearchMode.Vector => dense.Take(poolSize).Select(c => new FusedCandidate(c.Shard, c.Seq, c.Score)).ToList(),
+            SearchMode.Keyword => keyword.Take(poolSize).Select(c => new FusedCandidate(c.Shard, c.Seq, c.Score)).ToList(),
+            _ => Fuse(dense, keyword, poolSize, query),
         };
+
+        var winners = firstStage;
+        Dictionary<(int, long), RerankExplanation>? reranked = null;
+        if (reranker is not null)
+        {
+            (winners, reranked) = await RerankAsync(reranker, query, firstStage, topK);
+        }
 
         Dictionary<(int, long), SearchExplanation>? explanations = null;
         if (query.Explain)
@@ -260,6 +276,11 @@ public sealed class CollectionGrain(
                 var key = (keyword[r].Shard, keyword[r].Seq);
                 explanations[key] = (explanations.GetValueOrDefault(key) ?? new SearchExplanation(null, null, null, null))
                     with { KeywordRank = r + 1, KeywordScore = keyword[r].Score };
+            }
+
+            foreach (var (key, step) in reranked ?? [])
+            {
+                explanations[key] = (explanations.GetValueOrDefault(key) ?? new SearchExplanation(null, null, null, null)) with { Rerank = step };
             }
         }
 
@@ -290,6 +311,65 @@ public sealed class CollectionGrain(
         var result = hits.Where(h => h is not null).Select(h => h!).ToList();
         activity?.SetTag("rag.search.hits", result.Count);
         return result;
+    }
+
+    private static IReranker? Reranker(SearchQuery query) => query.Rerank switch
+    {
+        RerankMode.None => null,
+        RerankMode.Mmr => new MmrReranker(query.Lambda),
+        _ => throw RagException.Invalid($"Unknown rerank '{query.Rerank}'."),
+    };
+
+    private static List<FusedCandidate> Fuse(List<RankedCandidate> dense, List<RankedCandidate> keyword, int limit, SearchQuery query)
+    {
+        // A list weighted 0 is left out rather than fused at 0, so its chunks do not pad the tail with zero scores.
+        var lists = new List<IReadOnlyList<RankedCandidate>>(2);
+        var weights = new List<float>(2);
+        if (query.VectorWeight > 0f)
+        {
+            lists.Add(dense);
+            weights.Add(query.VectorWeight);
+        }
+
+        if (query.KeywordWeight > 0f)
+        {
+            lists.Add(keyword);
+            weights.Add(query.KeywordWeight);
+        }
+
+        return RankFusion.Fuse(lists, limit, query.RrfK, weights);
+    }
+
+    private async Task<(List<FusedCandidate> Winners, Dictionary<(int, long), RerankExplanation> Steps)> RerankAsync(
+        IReranker reranker, SearchQuery query, List<FusedCandidate> pool, int topK)
+    {
+        var vectors = new float[]?[pool.Count];
+        if (reranker.NeedsVectors)
+        {
+            var fetches = pool.Select((c, i) => (c, i)).GroupBy(x => x.c.Shard).Select(async group =>
+            {
+                var items = group.ToList();
+                var found = await Shard(group.Key).Vectors(items.Select(x => x.c.Seq).ToArray());
+                for (var j = 0; j < items.Count; j++)
+                {
+                    vectors[items[j].i] = found[j];
+                }
+            });
+            await Task.WhenAll(fetches);
+        }
+
+        var candidates = pool.Select((c, i) => new RerankCandidate(c.Shard, c.Seq, c.Score, vectors[i])).ToList();
+        var ranked = await reranker.RerankAsync(query.Query, candidates, topK);
+        var lambda = reranker is MmrReranker mmr ? mmr.Lambda : (float?)null;
+        var steps = new Dictionary<(int, long), RerankExplanation>(ranked.Count);
+        var winners = new List<FusedCandidate>(ranked.Count);
+        foreach (var r in ranked)
+        {
+            winners.Add(new FusedCandidate(r.Candidate.Shard, r.Candidate.Seq, r.Score));
+            steps[(r.Candidate.Shard, r.Candidate.Seq)] = new RerankExplanation(reranker.Name, r.PoolRank, r.Candidate.Relevance, pool.Count, r.Score, r.MaxSimilarity, lambda);
+        }
+
+        return (winners, steps);
     }
 
     /// <summary>Stable shard of a document: every chunk of one document lives in one shard.</summary>

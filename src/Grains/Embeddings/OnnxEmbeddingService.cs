@@ -1,32 +1,44 @@
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 using RagOrleans.Abstractions;
 using RagOrleans.Grains.Telemetry;
 
 namespace RagOrleans.Grains.Embeddings;
 
 /// <summary>
-/// The silo's one embedding model (one ONNX session, ~100 MB) behind the micro-batcher. Loaded in the
-/// background at start so the silo comes up at once; readiness reports when it is usable.
+/// One embedding model (one ONNX session, ~100 MB) behind the micro-batcher, loaded on first use: a silo pays for
+/// a model only once a collection uses it.
 /// </summary>
-public sealed class OnnxEmbeddingService(IOptions<RagOptions> options, ILoggerFactory loggers, RagMetrics? metrics = null) : IEmbeddingService, IHostedService, IAsyncDisposable
+public sealed class OnnxEmbeddingService : IEmbeddingService, IAsyncDisposable
 {
-    private readonly Lazy<(OnnxEmbeddingModel Model, EmbeddingBatcher Batcher)> _loaded = new(() =>
+    private readonly EmbeddingModelDescriptor _descriptor;
+    private readonly Lazy<(OnnxEmbeddingModel Model, EmbeddingBatcher Batcher)> _loaded;
+
+    /// <summary>Creates the service; nothing is loaded until the first embedding or <see cref="Load"/>.</summary>
+    /// <param name="descriptor">The model.</param>
+    /// <param name="modelPath">A model.onnx to load instead of the packaged one.</param>
+    /// <param name="vocabPath">A vocab.txt to load instead of the packaged one.</param>
+    /// <param name="loggers">Logger factory.</param>
+    /// <param name="metrics">Batcher metrics, when the silo records them.</param>
+    public OnnxEmbeddingService(EmbeddingModelDescriptor descriptor, string? modelPath, string? vocabPath, ILoggerFactory loggers, RagMetrics? metrics = null)
     {
-        var model = new OnnxEmbeddingModel(
-            new OnnxEmbeddingOptions { ModelPath = options.Value.ModelPath, VocabPath = options.Value.VocabPath },
-            loggers.CreateLogger<OnnxEmbeddingModel>());
-        return (model, new EmbeddingBatcher(model, new EmbeddingBatcherOptions(), loggers.CreateLogger<EmbeddingBatcher>(), metrics));
-    });
+        _descriptor = descriptor;
+        _loaded = new(() =>
+        {
+            var model = new OnnxEmbeddingModel(
+                new OnnxEmbeddingOptions { Model = descriptor, ModelPath = modelPath, VocabPath = vocabPath },
+                loggers.CreateLogger<OnnxEmbeddingModel>());
+            return (model, new EmbeddingBatcher(model, new EmbeddingBatcherOptions(), loggers.CreateLogger<EmbeddingBatcher>(), metrics));
+        });
+    }
 
-    private static readonly EmbeddingModelDescriptor Descriptor = EmbeddingModelDescriptor.MiniLmL6V2;
+    /// <summary>The model served.</summary>
+    public EmbeddingModelDescriptor Descriptor => _descriptor;
 
-    public string ModelName => Descriptor.Name;
+    public string ModelName => _descriptor.Name;
 
-    public int Dimensions => Descriptor.Dimensions;
+    public int Dimensions => _descriptor.Dimensions;
 
-    public int MaxTokens => Descriptor.MaxSequenceLength;
+    public int MaxTokens => _descriptor.MaxSequenceLength;
 
     public bool IsReady => _loaded.IsValueCreated;
 
@@ -35,26 +47,8 @@ public sealed class OnnxEmbeddingService(IOptions<RagOptions> options, ILoggerFa
     public Task<float[][]> EmbedAsync(IReadOnlyList<string> texts, EmbeddingKind kind, CancellationToken cancellationToken = default) =>
         _loaded.Value.Batcher.EmbedManyAsync(texts, kind == EmbeddingKind.Query ? EmbeddingPurpose.Query : EmbeddingPurpose.Document, cancellationToken);
 
-    public Task StartAsync(CancellationToken cancellationToken)
-    {
-        _ = Task.Run(() =>
-        {
-            try
-            {
-                var started = TimeProvider.System.GetTimestamp();
-                _ = _loaded.Value;
-                loggers.CreateLogger<OnnxEmbeddingService>().LogInformation("Embedding model {Model} loaded in {ElapsedMs:F0} ms",
-                    ModelName, TimeProvider.System.GetElapsedTime(started).TotalMilliseconds);
-            }
-            catch (Exception ex)
-            {
-                loggers.CreateLogger<OnnxEmbeddingService>().LogCritical(ex, "Embedding model {Model} failed to load", ModelName);
-            }
-        }, CancellationToken.None);
-        return Task.CompletedTask;
-    }
-
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    /// <summary>Loads the model now (blocking); a no-op once loaded. Thread-safe.</summary>
+    public void Load() => _ = _loaded.Value;
 
     public async ValueTask DisposeAsync()
     {

@@ -40,9 +40,9 @@ public static class RagSiloBuilderExtensions
             AddEmbeddedStorage(services);
         }
 
-        services.AddSingleton<OnnxEmbeddingService>();
-        services.AddSingleton<IEmbeddingService>(sp => sp.GetRequiredService<OnnxEmbeddingService>());
-        services.AddHostedService(sp => sp.GetRequiredService<OnnxEmbeddingService>());
+        services.AddSingleton<EmbeddingModelRegistry>();
+        services.AddSingleton<IEmbeddingService>(sp => sp.GetRequiredService<EmbeddingModelRegistry>().Default);
+        services.AddHostedService(sp => sp.GetRequiredService<EmbeddingModelRegistry>());
         services.AddSingleton<DocumentProcessor>();
         services.AddSingleton<IngestionThrottle>();
         services.AddSingleton(new ExtractiveAnswerer(new ExtractiveAnswerOptions()));

@@ -150,9 +150,10 @@ public sealed class IndexShardGrain(
         return result;
     }
 
-    public Task<ShardCandidates> Candidates(float[]? queryVector, string? queryText, int depth, string? filterJson)
+    public Task<ShardCandidates> Candidates(float[]? queryVector, string? queryText, int depth, string? filterJson, Bm25Settings? bm25 = null)
     {
         var filter = filterJson is null ? null : MetadataFilter.Parse(filterJson);
+        var parameters = bm25 is null ? null : new Bm25Options { K1 = bm25.Validate().K1, B = bm25.B };
         using var activity = RagActivity.Start("rag.shard.candidates");
         IReadOnlyList<(long Seq, float Score)> dense = [];
         if (queryVector is not null)
@@ -166,7 +167,7 @@ public sealed class IndexShardGrain(
         if (!string.IsNullOrWhiteSpace(queryText))
         {
             var started = System.Diagnostics.Stopwatch.GetTimestamp();
-            keyword = _index.SearchKeywords(queryText, depth, filter);
+            keyword = _index.SearchKeywords(queryText, depth, filter, parameters);
             metrics.SearchStage("keyword", RagMetrics.Since(started));
         }
 
@@ -177,6 +178,8 @@ public sealed class IndexShardGrain(
             dense.Select(h => h.Seq).ToArray(), dense.Select(h => h.Score).ToArray(),
             keyword.Select(h => h.Seq).ToArray(), keyword.Select(h => h.Score).ToArray()));
     }
+
+    public Task<IReadOnlyList<float[]?>> Vectors(long[] seqs) => Task.FromResult(_index.VectorsOf(seqs));
 
     public async Task<IReadOnlyList<SearchHit?>> Hydrate(long[] seqs)
     {
@@ -262,6 +265,7 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
     private DocumentAttributes?[] _attributesOf = new DocumentAttributes?[256];
     private readonly Dictionary<string, List<int>> _documents = new(StringComparer.Ordinal);
     private readonly Dictionary<string, DocumentAttributes> _attributes = new(StringComparer.Ordinal);
+    private readonly Dictionary<long, int> _idOfSeq = [];
 
     /// <summary>Live chunks.</summary>
     public int Count => _hnsw?.Count ?? 0;
@@ -290,6 +294,7 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
                 }
 
                 _seqOf[id] = entry.Seq;
+                _idOfSeq[entry.Seq] = id;
                 if (!_attributes.TryGetValue(entry.DocumentId, out var attributes))
                 {
                     _attributes[entry.DocumentId] = attributes = new DocumentAttributes(entry.DocumentId, entry.Title, entry.MetadataJson);
@@ -313,6 +318,7 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
                         _hnsw!.Delete(r);
                         _keywords.Remove(r);
                         _attributesOf[r] = null;
+                        _idOfSeq.Remove(_seqOf[r]);
                     }
                 }
 
@@ -345,10 +351,25 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
         return result;
     }
 
-    /// <summary>Best <paramref name="k"/> chunks by BM25 as (log sequence number, score).</summary>
-    public IReadOnlyList<(long Seq, float Score)> SearchKeywords(string query, int k, MetadataFilter? filter = null)
+    /// <summary>Copies of the live chunks' vectors by log sequence number; null for a chunk that is not (or no longer) here.</summary>
+    public IReadOnlyList<float[]?> VectorsOf(IReadOnlyList<long> seqs)
     {
-        var hits = _keywords.Search(query, k, Predicate(filter));
+        var result = new float[]?[seqs.Count];
+        for (var i = 0; i < result.Length; i++)
+        {
+            if (_hnsw is not null && _idOfSeq.TryGetValue(seqs[i], out var id) && !_hnsw.IsDeleted(id))
+            {
+                result[i] = _hnsw.GetVector(id).ToArray();
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>Best <paramref name="k"/> chunks by BM25 as (log sequence number, score), with k1/b overridden if <paramref name="parameters"/> is given.</summary>
+    public IReadOnlyList<(long Seq, float Score)> SearchKeywords(string query, int k, MetadataFilter? filter = null, Bm25Options? parameters = null)
+    {
+        var hits = _keywords.Search(query, k, Predicate(filter), parameters);
         var result = new (long, float)[hits.Count];
         for (var i = 0; i < hits.Count; i++)
         {
@@ -469,6 +490,7 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
                     var id = maps.ReadInt32();
                     ids.Add(id);
                     index._attributesOf[id] = attributes;
+                    index._idOfSeq[index._seqOf[id]] = id;
                 }
 
                 index._documents[doc] = ids;

@@ -146,6 +146,29 @@ public sealed class ShardIndexTests
         Assert.Equal(keyword, restored.SearchKeywords("quarterly revenue", 10, filter));
     }
 
+    [Fact]
+    public void Vectors_by_sequence_number_follow_adds_deletes_and_snapshots()
+    {
+        var index = new ShardIndex(Options);
+        index.Apply(new ChunkLogEntry(1, ChunkOp.Add, "a", 0, "x", [0.6f, 0.8f], 0, 0, null, null, null, null));
+        index.Apply(new ChunkLogEntry(2, ChunkOp.Add, "b", 0, "y", [1f, 0f], 0, 0, null, null, null, null));
+        index.Apply(new ChunkLogEntry(3, ChunkOp.Add, "b", 1, "z", [0f, 1f], 0, 0, null, null, null, null));
+        index.Apply(new ChunkLogEntry(4, ChunkOp.DeleteDocument, "a", 0, null, null, 0, 0, null, null, null, null));
+
+        var vectors = index.VectorsOf([3, 1, 2, 99]);
+        Assert.Equal([0f, 1f], vectors[0]!);
+        Assert.Null(vectors[1]);
+        Assert.Equal([1f, 0f], vectors[2]!);
+        Assert.Null(vectors[3]);
+
+        using var stream = new MemoryStream();
+        index.WriteTo(stream);
+        stream.Position = 0;
+        var restored = ShardIndex.ReadFrom(stream, Options);
+        Assert.Equal([0f, 1f], restored.VectorsOf([3])[0]!);
+        Assert.Null(restored.VectorsOf([1])[0]);
+    }
+
     private static float[] UnitVector(Random random, int dims)
     {
         var v = new float[dims];

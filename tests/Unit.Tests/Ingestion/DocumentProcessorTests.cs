@@ -12,7 +12,7 @@ namespace RagOrleans.Unit.Tests.Ingestion;
 public sealed class DocumentProcessorTests : IAsyncLifetime
 {
     private static readonly CollectionSettings Settings = new("all-minilm-l6-v2", 384, 1, 200, 32);
-    private readonly OnnxEmbeddingService _embeddings = new(Options.Create(new RagOptions()), NullLoggerFactory.Instance);
+    private readonly OnnxEmbeddingService _embeddings = new(EmbeddingModelDescriptor.MiniLmL6V2, null, null, NullLoggerFactory.Instance);
 
     public Task InitializeAsync() => Task.CompletedTask;
 

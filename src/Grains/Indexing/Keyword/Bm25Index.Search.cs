@@ -18,11 +18,17 @@ public sealed partial class Bm25Index
     /// Optional predicate over ids; only documents it accepts are scored, so up to <paramref name="k"/> accepted
     /// matches are returned however selective it is. Called at most once per matching document.
     /// </param>
+    /// <param name="parameters">
+    /// k1 and b for this query instead of the index's own; the postings keep raw term frequencies and lengths, so
+    /// both parameters act at query time and a collection's settings need not be known when the index is built.
+    /// </param>
     /// <returns>Hits sorted by descending score, ties by ascending id; empty when nothing matches.</returns>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="k"/> is less than 1.</exception>
-    public IReadOnlyList<KeywordHit> Search(ReadOnlySpan<char> query, int k, Func<int, bool>? filter = null)
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="k"/> is less than 1, or <paramref name="parameters"/> is out of range.</exception>
+    public IReadOnlyList<KeywordHit> Search(ReadOnlySpan<char> query, int k, Func<int, bool>? filter = null, Bm25Options? parameters = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(k, 1);
+        parameters?.Validate();
+        var options = parameters ?? _options;
         if (_live == 0)
         {
             return [];
@@ -59,7 +65,7 @@ public sealed partial class Bm25Index
             }
 
             var idf = Math.Log(1.0 + ((n - df + 0.5) / (df + 0.5)));
-            weights.Add((term, (float)(repeats * idf * (_options.K1 + 1.0))));
+            weights.Add((term, (float)(repeats * idf * (options.K1 + 1.0))));
             postings += list.Count;
         }
 
@@ -69,7 +75,7 @@ public sealed partial class Bm25Index
         }
 
         var avgdl = (double)_totalLength / _live;
-        var norm = new LengthNorm(_options.K1, _options.B, avgdl);
+        var norm = new LengthNorm(options.K1, options.B, avgdl);
         return postings * DenseAccumulatorRatio >= _idSpace
             ? SearchDense(weights, norm, k, filter)
             : SearchSparse(weights, norm, k, filter);

@@ -348,3 +348,37 @@ public sealed class Bm25IndexTests
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
+
+public sealed class Bm25QueryParametersTests
+{
+    private static readonly AnalyzerOptions Plain = new() { Stem = false, RemoveStopWords = false };
+
+    [Fact]
+    public void Per_query_k1_and_b_score_like_an_index_built_with_them()
+    {
+        var index = new Bm25Index(analyzerOptions: Plain);
+        index.Add(0, "apple banana apple");
+        index.Add(1, "banana cherry");
+        index.Add(2, "cherry cherry cherry date");
+
+        // Same toy corpus as the default-parameter case, with k1 = 1.2 and b = 0.75:
+        // doc 0: 0.980829 * 2 * 2.2 / (2 + 1.2 * (0.25 + 0.75 * 3 / 3)) = 1.3486402
+        // doc 2: 0.470004 * 3 * 2.2 / (3 + 1.2 * (0.25 + 0.75 * 4 / 3)) = 0.6893387
+        // doc 1: 0.470004 * 1 * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 2 / 3)) = 0.5442147
+        var hits = index.Search("apple cherry", 10, parameters: new Bm25Options { K1 = 1.2f, B = 0.75f });
+        Assert.Equal([0, 2, 1], hits.Select(h => h.Id));
+        Assert.Equal(1.3486402, hits[0].Score, 1e-4);
+        Assert.Equal(0.6893387, hits[1].Score, 1e-4);
+        Assert.Equal(0.5442147, hits[2].Score, 1e-4);
+
+        // k1 = 0 scores presence only: idf alone, so docs 1 and 2 tie and break by id.
+        var presence = index.Search("apple cherry", 10, parameters: new Bm25Options { K1 = 0f, B = 0f });
+        Assert.Equal([0, 1, 2], presence.Select(h => h.Id));
+        Assert.Equal(0.9808293, presence[0].Score, 1e-4);
+        Assert.Equal(0.4700036, presence[1].Score, 1e-4);
+
+        // The index's own parameters are untouched.
+        Assert.Equal(1.2852245, index.Search("apple cherry", 10)[0].Score, 1e-4);
+        Assert.Throws<ArgumentOutOfRangeException>(() => index.Search("apple", 1, parameters: new Bm25Options { B = 2f }));
+    }
+}
