@@ -26,6 +26,7 @@ public static class DocumentsApi
             .Accepts<AddDocumentRequest>("application/json", "multipart/form-data")
             .DisableAntiforgery();
         write.MapDelete("/{id}", DeleteDocument).WithSummary("Delete a document and its chunks");
+        write.MapPost("/{id}/retry", RetryDocument).WithSummary("Re-run the pipeline of a failed document from its stored content (409 unless failed)");
         return app;
     }
 
@@ -36,7 +37,15 @@ public static class DocumentsApi
         var upload = http.Request.HasFormContentType
             ? await ReadMultipartAsync(http, options.Value)
             : await ReadJsonAsync(http, options.Value);
-        var info = await collection.AddDocument(upload);
+        var added = await collection.AddDocument(upload);
+        var info = added.Document;
+        if (added.Duplicate)
+        {
+            // The content is already here: 200 with the existing document (duplicate: true), nothing new queued.
+            http.Response.Headers.ContentLocation = $"/v1/collections/{name}/documents/{info.Id}";
+            return TypedResults.Ok(DocumentResponse.From(info, duplicate: true));
+        }
+
         if (wait == true)
         {
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(Math.Clamp(timeoutSeconds ?? 600, 1, 3600));
@@ -56,16 +65,32 @@ public static class DocumentsApi
         return TypedResults.Accepted($"/v1/collections/{name}/documents/{info.Id}", DocumentResponse.From(info));
     }
 
-    private static async Task<Ok<DocumentListResponse>> ListDocuments(string name, HttpContext http, IGrainFactory grains, string? cursor, int? limit)
+    private static async Task<Ok<DocumentListResponse>> ListDocuments(
+        string name, HttpContext http, IGrainFactory grains, string? cursor, int? limit, string? status)
     {
-        var page = await CollectionsApi.Collection(grains, http, name).ListDocuments(cursor, limit ?? 100);
-        return TypedResults.Ok(new DocumentListResponse(page.Documents.Select(DocumentResponse.From).ToList(), page.NextCursor));
+        DocumentStatus? filter = null;
+        if (!string.IsNullOrEmpty(status))
+        {
+            filter = Enum.TryParse<DocumentStatus>(status, ignoreCase: true, out var parsed) && Enum.IsDefined(parsed) && !char.IsDigit(status[0])
+                ? parsed
+                : throw RagException.Invalid($"Unknown status '{status}': use queued, processing, indexed or failed.");
+        }
+
+        var page = await CollectionsApi.Collection(grains, http, name).ListDocuments(cursor, limit ?? 100, filter);
+        return TypedResults.Ok(new DocumentListResponse(page.Documents.Select(d => DocumentResponse.From(d)).ToList(), page.NextCursor));
     }
 
     private static async Task<Ok<DocumentResponse>> GetDocument(string name, string id, HttpContext http, IGrainFactory grains)
     {
         Ids.RequireName(id, "document id");
         return TypedResults.Ok(DocumentResponse.From(await CollectionsApi.Collection(grains, http, name).GetDocument(id)));
+    }
+
+    private static async Task<Accepted<DocumentResponse>> RetryDocument(string name, string id, HttpContext http, IGrainFactory grains)
+    {
+        Ids.RequireName(id, "document id");
+        var info = await CollectionsApi.Collection(grains, http, name).RetryDocument(id);
+        return TypedResults.Accepted($"/v1/collections/{name}/documents/{id}", DocumentResponse.From(info));
     }
 
     private static async Task<NoContent> DeleteDocument(string name, string id, HttpContext http, IGrainFactory grains)

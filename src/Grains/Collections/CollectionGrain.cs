@@ -85,7 +85,7 @@ public sealed class CollectionGrain(
         DeactivateOnIdle();
     }
 
-    public async Task<DocumentInfo> AddDocument(DocumentUpload upload)
+    public async Task<DocumentAdded> AddDocument(DocumentUpload upload)
     {
         RequireSettings();
         var id = upload.Id ?? NewDocumentId();
@@ -107,7 +107,14 @@ public sealed class CollectionGrain(
             && existing.Status != DocumentStatus.Failed)
         {
             // Same content re-sent (a client retry): nothing to do, and nothing is indexed twice.
-            return existing;
+            return new DocumentAdded(existing, Duplicate: true);
+        }
+
+        if (upload.Id is null && await documents.FindByHashAsync(_tenantId, _name, hash) is { } sameContent)
+        {
+            // Without an id the caller cannot mean "replace": identical bytes are the same document. A failed one
+            // is returned as it is (its error tells why); POST .../retry re-runs it.
+            return new DocumentAdded(sameContent, Duplicate: true);
         }
 
         await blobs.PutAsync(RagStorage.DocumentBlobKey(_tenantId, _name, id), upload.Content);
@@ -117,17 +124,37 @@ public sealed class CollectionGrain(
             upload.Content.LongLength, hash, upload.MetadataJson, existing?.CreatedAt ?? now, now, 0);
         await documents.UpsertAsync(_tenantId, _name, record);
         await Document(id).Start();
-        return record;
+        return new DocumentAdded(record, Duplicate: false);
     }
 
-    public async Task<DocumentPage> ListDocuments(string? cursor, int limit)
+    public async Task<DocumentPage> ListDocuments(string? cursor, int limit, DocumentStatus? status = null)
     {
         RequireSettings();
         limit = Math.Clamp(limit, 1, 1000);
-        var page = await documents.ListAsync(_tenantId, _name, cursor, limit + 1);
+        var page = await documents.ListAsync(_tenantId, _name, cursor, limit + 1, status);
         return page.Count > limit
             ? new DocumentPage(page.Take(limit).ToList(), page[limit - 1].Id)
             : new DocumentPage(page, null);
+    }
+
+    public async Task<DocumentInfo> RetryDocument(string documentId)
+    {
+        var record = await GetDocument(documentId);
+        if (record.Status != DocumentStatus.Failed)
+        {
+            throw RagException.Conflict(
+                $"Document '{documentId}' is {record.Status.ToString().ToLowerInvariant()}; only failed documents can be retried.");
+        }
+
+        record = record with
+        {
+            Status = DocumentStatus.Queued, Attempts = 0, Error = null, Step = DocumentStep.Received, ProgressPercent = null,
+            UpdatedAt = clock.GetUtcNow(),
+        };
+        await documents.UpsertAsync(_tenantId, _name, record);
+        await Document(documentId).Start();
+        logger.LogInformation("Document {DocumentId} of {TenantId}/{Collection} queued again by a retry", documentId, _tenantId, _name);
+        return record;
     }
 
     public async Task<DocumentInfo> GetDocument(string documentId)

@@ -22,12 +22,16 @@ public sealed class DocumentGrain(
     ILogger<DocumentGrain> logger) : Grain, IDocumentGrain
 {
     private const int EmbedBatchSize = 32;
+    private const int ProgressStep = 10;
     private string _tenantId = "";
     private string _collection = "";
     private string _documentId = "";
     private IGrainTimer? _timer;
     private TaskCompletionSource? _completion;
     private Task _running = Task.CompletedTask;
+
+    // The record as this attempt last wrote it: progress writes and the final outcome build on it.
+    private DocumentInfo? _current;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -127,12 +131,19 @@ public sealed class DocumentGrain(
         }
 
         var attempt = record.Attempts + 1;
-        record = record with { Status = DocumentStatus.Processing, Attempts = attempt, Error = null, UpdatedAt = clock.GetUtcNow() };
+        // Every attempt starts again from the stored content: each step is recomputed, and indexing replaces.
+        record = record with
+        {
+            Status = DocumentStatus.Processing, Attempts = attempt, Error = null, Step = DocumentStep.Received, ProgressPercent = null,
+            UpdatedAt = clock.GetUtcNow(),
+        };
         await documents.UpsertAsync(_tenantId, _collection, record, cancellationToken);
+        _current = record;
         var started = clock.GetTimestamp();
         try
         {
             var chunkCount = await IngestAsync(record, cancellationToken);
+            record = _current;
             if (await documents.GetAsync(_tenantId, _collection, _documentId, cancellationToken) is null)
             {
                 // Deleted while we worked: take back what we wrote.
@@ -143,7 +154,11 @@ public sealed class DocumentGrain(
             }
 
             await documents.UpsertAsync(_tenantId, _collection,
-                record with { Status = DocumentStatus.Indexed, ChunkCount = chunkCount, UpdatedAt = clock.GetUtcNow() }, cancellationToken);
+                record with
+                {
+                    Status = DocumentStatus.Indexed, ChunkCount = chunkCount, Step = DocumentStep.Indexed, ProgressPercent = 100,
+                    UpdatedAt = clock.GetUtcNow(),
+                }, cancellationToken);
             logger.LogInformation("Document {DocumentId} of {TenantId}/{Collection} indexed: {Chunks} chunks in {ElapsedMs:F0} ms",
                 _documentId, _tenantId, _collection, chunkCount, clock.GetElapsedTime(started).TotalMilliseconds);
             Complete();
@@ -151,10 +166,11 @@ public sealed class DocumentGrain(
         catch (RagException ex) when (ex.Kind is not RagErrorKind.Unavailable)
         {
             // The content itself is the problem: retrying cannot help.
-            await FailAsync(record, ex.Message, cancellationToken);
+            await FailAsync(_current ?? record, ex.Message, cancellationToken);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
+            record = _current ?? record;
             if (attempt >= options.Value.IngestionMaxAttempts)
             {
                 await FailAsync(record, $"Ingestion failed after {attempt} attempts: {ex.Message}", cancellationToken);
@@ -175,9 +191,14 @@ public sealed class DocumentGrain(
         var settings = await Collection.GetSettings();
         var content = await blobs.GetAsync(RagStorage.DocumentBlobKey(_tenantId, _collection, _documentId), cancellationToken)
             ?? throw new RagException(RagErrorKind.Unprocessable, "The uploaded content is missing from storage.");
-        var prepared = processor.Prepare(content, record.SourceType, record.FileName, record.Title, settings);
+        var parsed = DocumentProcessor.Parse(content, record.SourceType, record.FileName);
+        await ProgressAsync(DocumentStep.Parsed, null, cancellationToken);
+        var prepared = processor.Chunk(parsed, record.Title, settings);
+        await ProgressAsync(DocumentStep.Chunked, 0, cancellationToken);
+
         var embedder = GrainFactory.GetGrain<IEmbedderGrain>(0);
         var chunks = new List<ChunkInput>(prepared.Chunks.Count);
+        var reported = 0;
         for (var offset = 0; offset < prepared.Chunks.Count; offset += EmbedBatchSize)
         {
             var batch = prepared.Chunks.Skip(offset).Take(EmbedBatchSize).ToList();
@@ -187,10 +208,35 @@ public sealed class DocumentGrain(
                 var c = batch[i];
                 chunks.Add(new ChunkInput(c.Ordinal, c.Text, c.Start, c.End, c.Section, c.Page, vectors[i]));
             }
+
+            // Large documents report embedding progress in steps of ProgressStep percent: enough to see movement,
+            // few enough writes that progress never costs more than the work it reports.
+            var percent = EmbeddingPercent(chunks.Count, prepared.Chunks.Count);
+            if (percent - reported >= ProgressStep && chunks.Count < prepared.Chunks.Count)
+            {
+                reported = percent;
+                await ProgressAsync(DocumentStep.Chunked, percent, cancellationToken);
+            }
         }
 
+        await ProgressAsync(DocumentStep.Embedded, 100, cancellationToken);
         await Shard(settings).UpsertDocument(new ChunkDocument(_documentId, record.Title ?? prepared.Title, record.MetadataJson), chunks);
         return chunks.Count;
+    }
+
+    /// <summary>Share of chunks embedded, in whole percent, rounded down so 100 means all of them.</summary>
+    internal static int EmbeddingPercent(int embedded, int total) => total == 0 ? 100 : (int)(embedded * 100L / total);
+
+    private async Task ProgressAsync(DocumentStep step, int? percent, CancellationToken cancellationToken)
+    {
+        _current = _current! with { Step = step, ProgressPercent = percent, UpdatedAt = clock.GetUtcNow() };
+
+        // An upsert would bring back a record deleted meanwhile (its collection dropped); the caller notices the
+        // deletion after indexing and takes back what it wrote.
+        if (await documents.GetAsync(_tenantId, _collection, _documentId, cancellationToken) is not null)
+        {
+            await documents.UpsertAsync(_tenantId, _collection, _current, cancellationToken);
+        }
     }
 
     private async Task FailAsync(DocumentInfo record, string error, CancellationToken cancellationToken)

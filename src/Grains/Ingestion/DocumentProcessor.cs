@@ -21,7 +21,11 @@ public sealed class DocumentProcessor(IEmbeddingService embeddings)
 
     private static readonly DocumentParsers Parsers = new();
 
-    public PreparedDocument Prepare(byte[] content, string sourceType, string? fileName, string? title, CollectionSettings settings)
+    public PreparedDocument Prepare(byte[] content, string sourceType, string? fileName, string? title, CollectionSettings settings) =>
+        Chunk(Parse(content, sourceType, fileName), title, settings);
+
+    /// <summary>Extracts the text; a permanent <see cref="RagException"/> when the content cannot yield any.</summary>
+    public static ParsedDocument Parse(byte[] content, string sourceType, string? fileName)
     {
         ParsedDocument parsed;
         try
@@ -41,6 +45,12 @@ public sealed class DocumentProcessor(IEmbeddingService embeddings)
             throw new RagException(RagErrorKind.Unprocessable, "The document contains no text.");
         }
 
+        return parsed;
+    }
+
+    /// <summary>Splits parsed text into chunks with their embedding prefixes.</summary>
+    public PreparedDocument Chunk(ParsedDocument parsed, string? title, CollectionSettings settings)
+    {
         var tokens = embeddings.Tokenizer;
         var maxTokens = embeddings.MaxTokens - 2 - PrefixBudget;
         var chunker = new TextChunker(tokens, new ChunkingOptions

@@ -99,8 +99,12 @@ public interface IDocumentStore
     /// <summary>One record, or null.</summary>
     Task<DocumentInfo?> GetAsync(string tenantId, string collection, string documentId, CancellationToken cancellationToken = default);
 
-    /// <summary>Records in id order after <paramref name="afterId"/>.</summary>
-    Task<IReadOnlyList<DocumentInfo>> ListAsync(string tenantId, string collection, string? afterId, int limit, CancellationToken cancellationToken = default);
+    /// <summary>Records in id order after <paramref name="afterId"/>, only those in <paramref name="status"/> when given.</summary>
+    Task<IReadOnlyList<DocumentInfo>> ListAsync(
+        string tenantId, string collection, string? afterId, int limit, DocumentStatus? status = null, CancellationToken cancellationToken = default);
+
+    /// <summary>The oldest record of the collection whose content has this SHA-256 (hex), or null.</summary>
+    Task<DocumentInfo?> FindByHashAsync(string tenantId, string collection, string contentHash, CancellationToken cancellationToken = default);
 
     /// <summary>Removes a record; false if it was absent.</summary>
     Task<bool> DeleteAsync(string tenantId, string collection, string documentId, CancellationToken cancellationToken = default);

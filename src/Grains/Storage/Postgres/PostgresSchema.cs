@@ -18,7 +18,7 @@ public sealed record PostgresMigration(int Version, string Description, Func<Npg
 public sealed class PostgresSchema(NpgsqlDataSource dataSource, ILogger<PostgresSchema> logger)
 {
     /// <summary>The newest schema version this build knows.</summary>
-    public const int CurrentVersion = 1;
+    public const int CurrentVersion = 2;
 
     // Arbitrary but fixed: the key every RagOrleans process locks on while migrating.
     private const long AdvisoryLockKey = 0x5241_474F_524C_0001;
@@ -27,6 +27,7 @@ public sealed class PostgresSchema(NpgsqlDataSource dataSource, ILogger<Postgres
     public static IReadOnlyList<PostgresMigration> Migrations { get; } =
     [
         new(1, "Orleans clustering and reminders contract; documents, chunk log, snapshots, blobs, conversations", ApplyV1Async),
+        new(2, "Ingestion: document step and progress, status and content-hash indexes, idempotency keys", ApplyV2Async),
     ];
 
     /// <summary>Applies the missing versions and returns how many it applied (0 when already current).</summary>
@@ -95,6 +96,32 @@ public sealed class PostgresSchema(NpgsqlDataSource dataSource, ILogger<Postgres
         }
 
         return count;
+    }
+
+    private static async Task ApplyV2Async(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken cancellationToken)
+    {
+        await using var ddl = new NpgsqlCommand(
+            """
+            ALTER TABLE documents ADD COLUMN step integer NOT NULL DEFAULT 0, ADD COLUMN progress integer;
+            -- The dead-letter view (?status=failed) pages in id order within one status.
+            CREATE INDEX documents_status ON documents (tenant, collection, status, id);
+            -- Uploads without an id are deduplicated by content.
+            CREATE INDEX documents_hash ON documents (tenant, collection, content_hash);
+            -- First responses of POSTs carrying an Idempotency-Key, per tenant, until they expire.
+            CREATE TABLE idempotency_keys (
+                tenant      text COLLATE "C" NOT NULL,
+                key_hash    text COLLATE "C" NOT NULL,
+                fingerprint text        NOT NULL,
+                status_code integer     NOT NULL,
+                location    text,
+                body        text        NOT NULL,
+                created_at  timestamptz NOT NULL,
+                expires_at  timestamptz NOT NULL,
+                PRIMARY KEY (tenant, key_hash)
+            );
+            CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
+            """, connection, tx);
+        await ddl.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private static async Task ApplyV1Async(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken cancellationToken)
