@@ -114,3 +114,28 @@ public interface IEmbedderGrain : IGrainWithIntegerKey
     /// <summary>Unit-length embeddings of <paramref name="texts"/>, in order.</summary>
     [Alias("Embed")] Task<float[][]> Embed(string model, IReadOnlyList<string> texts, EmbeddingKind kind);
 }
+
+/// <summary>The response replayed for a repeated request with the same <c>Idempotency-Key</c>.</summary>
+[GenerateSerializer, Immutable, Alias("rag.IdempotentResponse")]
+public sealed record IdempotentResponse(
+    [property: Id(0)] int StatusCode,
+    [property: Id(1)] string? Location,
+    [property: Id(2)] string Body);
+
+/// <summary>
+/// One idempotency key of one tenant (grain key: tenant/SHA-256 of the key). Serializes requests that share a key:
+/// the first runs, later ones get its stored response, a concurrent one gets Conflict, and one with a different
+/// request fingerprint gets Unprocessable.
+/// </summary>
+[Alias("rag.IIdempotencyGrain")]
+public interface IIdempotencyGrain : IGrainWithStringKey
+{
+    /// <summary>The stored response when the key was used before with this fingerprint; null when the caller now owns the key and must <see cref="Complete"/> or <see cref="Release"/> it.</summary>
+    [Alias("Begin")] Task<IdempotentResponse?> Begin(string fingerprint);
+
+    /// <summary>Stores the response of the request that owns the key.</summary>
+    [Alias("Complete")] Task Complete(string fingerprint, IdempotentResponse response);
+
+    /// <summary>Gives the key up without a response (the request failed), so a retry runs it again.</summary>
+    [Alias("Release")] Task Release(string fingerprint);
+}

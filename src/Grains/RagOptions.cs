@@ -18,6 +18,9 @@ public sealed class RagOptions
     /// <summary>Largest accepted document upload in bytes.</summary>
     public long MaxUploadBytes { get; set; } = 32 * 1024 * 1024;
 
+    /// <summary>How long the first response to a POST with an <c>Idempotency-Key</c> is kept for replay.</summary>
+    public TimeSpan IdempotencyKeyLifetime { get; set; } = TimeSpan.FromHours(24);
+
     /// <summary>Index shards of a new collection.</summary>
     public int DefaultShardCount { get; set; } = 1;
 

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -12,6 +13,12 @@ namespace RagOrleans.Frontend.Apis;
 /// <summary>Documents: admins upload and delete, users read.</summary>
 public static class DocumentsApi
 {
+    /// <summary>Request header naming an idempotent POST.</summary>
+    public const string IdempotencyKeyHeader = "Idempotency-Key";
+
+    /// <summary>Response header set when the response is the stored first response of an earlier request with the same key.</summary>
+    public const string IdempotentReplayedHeader = "Idempotent-Replayed";
+
     private const int MaxMetadataBytes = 16 * 1024;
     private static readonly TimeSpan WaitSlice = TimeSpan.FromSeconds(20);
 
@@ -30,20 +37,65 @@ public static class DocumentsApi
         return app;
     }
 
-    private static async Task<Results<Accepted<DocumentResponse>, Ok<DocumentResponse>>> AddDocument(
+    private static async Task<Results<Accepted<DocumentResponse>, Ok<DocumentResponse>, ContentHttpResult>> AddDocument(
         string name, HttpContext http, IGrainFactory grains, IOptions<RagOptions> options, bool? wait, int? timeoutSeconds)
     {
         var collection = CollectionsApi.Collection(grains, http, name);
+        string? idempotencyKey = null;
+        if (http.Request.Headers.TryGetValue(IdempotencyKeyHeader, out var keyValues))
+        {
+            idempotencyKey = keyValues.Count == 1 && RequestFingerprint.IsValidKey(keyValues[0])
+                ? keyValues[0]
+                : throw RagException.Invalid($"{IdempotencyKeyHeader} must be one value of 1 to 255 visible ASCII characters.");
+        }
+
         var upload = http.Request.HasFormContentType
             ? await ReadMultipartAsync(http, options.Value)
             : await ReadJsonAsync(http, options.Value);
+        if (idempotencyKey is null)
+        {
+            return Typed(http, await AddAsync(name, collection, upload, http, wait, timeoutSeconds));
+        }
+
+        // Keys are per tenant and stored hashed; the fingerprint covers what the request asked for (not how the
+        // multipart body happened to be framed), so an honest retry matches and a different request does not.
+        var tenant = AuthenticationMiddleware.Principal(http)!.Tenant;
+        var keyGrain = grains.GetGrain<IIdempotencyGrain>(Ids.Key(tenant, RequestFingerprint.Of(idempotencyKey)));
+        var fingerprint = RequestFingerprint.Of(
+            "POST documents", name, upload.Id, upload.Title, upload.SourceType, upload.FileName, upload.MetadataJson,
+            Convert.ToHexStringLower(SHA256.HashData(upload.Content)));
+        if (await keyGrain.Begin(fingerprint) is { } replay)
+        {
+            http.Response.Headers[IdempotentReplayedHeader] = "true";
+            SetLocation(http, replay.StatusCode, replay.Location);
+            return TypedResults.Content(replay.Body, "application/json", Encoding.UTF8, replay.StatusCode);
+        }
+
+        try
+        {
+            var outcome = await AddAsync(name, collection, upload, http, wait, timeoutSeconds);
+            var jsonOptions = http.RequestServices.GetRequiredService<IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions;
+            await keyGrain.Complete(fingerprint, new IdempotentResponse(
+                outcome.Status, outcome.Location, JsonSerializer.Serialize(outcome.Response, jsonOptions)));
+            return Typed(http, outcome);
+        }
+        catch
+        {
+            await keyGrain.Release(fingerprint);
+            throw;
+        }
+    }
+
+    private static async Task<AddOutcome> AddAsync(
+        string name, ICollectionGrain collection, DocumentUpload upload, HttpContext http, bool? wait, int? timeoutSeconds)
+    {
         var added = await collection.AddDocument(upload);
         var info = added.Document;
+        var location = $"/v1/collections/{name}/documents/{info.Id}";
         if (added.Duplicate)
         {
             // The content is already here: 200 with the existing document (duplicate: true), nothing new queued.
-            http.Response.Headers.ContentLocation = $"/v1/collections/{name}/documents/{info.Id}";
-            return TypedResults.Ok(DocumentResponse.From(info, duplicate: true));
+            return new AddOutcome(StatusCodes.Status200OK, location, DocumentResponse.From(info, duplicate: true));
         }
 
         if (wait == true)
@@ -58,11 +110,40 @@ public static class DocumentsApi
 
             if (info.Status is DocumentStatus.Indexed or DocumentStatus.Failed)
             {
-                return TypedResults.Ok(DocumentResponse.From(info));
+                return new AddOutcome(StatusCodes.Status200OK, null, DocumentResponse.From(info));
             }
         }
 
-        return TypedResults.Accepted($"/v1/collections/{name}/documents/{info.Id}", DocumentResponse.From(info));
+        return new AddOutcome(StatusCodes.Status202Accepted, location, DocumentResponse.From(info));
+    }
+
+    private static Results<Accepted<DocumentResponse>, Ok<DocumentResponse>, ContentHttpResult> Typed(HttpContext http, AddOutcome outcome)
+    {
+        if (outcome.Status == StatusCodes.Status202Accepted)
+        {
+            return TypedResults.Accepted(outcome.Location, outcome.Response);
+        }
+
+        // A duplicate carries the existing document's address.
+        SetLocation(http, outcome.Status, outcome.Location);
+        return TypedResults.Ok(outcome.Response);
+    }
+
+    private static void SetLocation(HttpContext http, int status, string? location)
+    {
+        if (location is null)
+        {
+            return;
+        }
+
+        if (status == StatusCodes.Status202Accepted)
+        {
+            http.Response.Headers.Location = location;
+        }
+        else
+        {
+            http.Response.Headers.ContentLocation = location;
+        }
     }
 
     private static async Task<Ok<DocumentListResponse>> ListDocuments(
@@ -199,4 +280,6 @@ public static class DocumentsApi
             ? raw
             : throw RagException.Invalid($"metadata must be at most {MaxMetadataBytes} bytes of JSON.");
     }
+
+    private sealed record AddOutcome(int Status, string? Location, DocumentResponse Response);
 }

@@ -102,6 +102,7 @@ public static class ClusterHosting
             services.AddSingleton<IDocumentStore, PostgresDocumentStore>();
             services.AddSingleton<IChunkLog, PostgresChunkLog>();
             services.AddSingleton<IConversationStore, PostgresConversationStore>();
+            services.AddSingleton<IIdempotencyStore, PostgresIdempotencyStore>();
             services.AddSingleton<ISnapshotStore, PostgresSnapshotStore>();
             services.AddSingleton<IBlobStore, PostgresBlobStore>();
         });

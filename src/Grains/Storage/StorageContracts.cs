@@ -131,3 +131,23 @@ public interface IConversationStore
     /// <summary>Removes every conversation of a tenant.</summary>
     Task DeleteTenantAsync(string tenantId, CancellationToken cancellationToken = default);
 }
+
+/// <summary>The first response to a request that carried an <c>Idempotency-Key</c>, kept until it expires.</summary>
+/// <param name="Fingerprint">Hash of what the request asked for: a reused key with another fingerprint is refused.</param>
+public sealed record IdempotencyRecord(string Fingerprint, int StatusCode, string? Location, string Body, DateTimeOffset CreatedAt, DateTimeOffset ExpiresAt);
+
+/// <summary>Durable idempotency keys, per tenant; keys are stored hashed.</summary>
+public interface IIdempotencyStore
+{
+    /// <summary>The record of a key unless absent or expired at <paramref name="now"/>.</summary>
+    Task<IdempotencyRecord?> GetAsync(string tenantId, string keyHash, DateTimeOffset now, CancellationToken cancellationToken = default);
+
+    /// <summary>Stores (or replaces an expired) record of a key.</summary>
+    Task SaveAsync(string tenantId, string keyHash, IdempotencyRecord record, CancellationToken cancellationToken = default);
+
+    /// <summary>Removes the records expired at <paramref name="now"/>; returns how many.</summary>
+    Task<int> PurgeExpiredAsync(DateTimeOffset now, CancellationToken cancellationToken = default);
+
+    /// <summary>Removes every record of a tenant.</summary>
+    Task DeleteTenantAsync(string tenantId, CancellationToken cancellationToken = default);
+}

@@ -28,6 +28,7 @@ public sealed class TenantState
 public sealed class TenantGrain(
     [PersistentState("tenant", RagStorage.GrainStateProvider)] IPersistentState<TenantState> state,
     IConversationStore conversations,
+    IIdempotencyStore idempotencyKeys,
     TimeProvider clock,
     ILogger<TenantGrain> logger) : Grain, ITenantGrain
 {
@@ -59,6 +60,7 @@ public sealed class TenantGrain(
         }
 
         await conversations.DeleteTenantAsync(TenantId);
+        await idempotencyKeys.DeleteTenantAsync(TenantId);
         await GrainFactory.GetGrain<ITenantDirectoryGrain>(ITenantDirectoryGrain.Key).Unregister(TenantId);
         await state.ClearStateAsync();
         state.State = new TenantState();
