@@ -26,6 +26,10 @@ var clusterMode = ClusterHosting.IsClusterMode(builder.Configuration);
 if (clusterMode)
 {
     builder.UseOrleansClient(client => client.UseRagClient(builder.Configuration));
+
+    // Upload bytes stream from the request straight into the shared blob store, never through grain messages.
+    builder.Services.AddSingleton(_ => Npgsql.NpgsqlDataSource.Create(ClusterHosting.PostgresConnectionString(builder.Configuration)));
+    builder.Services.AddSingleton<RagOrleans.Grains.Storage.IBlobStore, RagOrleans.Grains.Storage.Postgres.PostgresBlobStore>();
 }
 else
 {
@@ -42,6 +46,7 @@ app.MapTenantsApi();
 app.MapKeysApi();
 app.MapCollectionsApi();
 app.MapDocumentsApi();
+app.MapUploadsApi();
 app.MapSearchApi();
 
 // Creating the key up front makes its location known at start-up, not at the first request.

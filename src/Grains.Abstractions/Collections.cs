@@ -48,7 +48,11 @@ public enum DocumentStep
     Indexed = 4,
 }
 
-/// <summary>A document upload as it reaches the silo; the content has been read at the edge.</summary>
+/// <summary>
+/// A document upload as it reaches the silo. Small uploads carry <see cref="Content"/>; large ones were streamed
+/// at the edge into the blob store and carry <see cref="StagedBlobKey"/> with the length and SHA-256 (hex) measured
+/// while streaming, and an empty <see cref="Content"/>.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("rag.DocumentUpload")]
 public sealed record DocumentUpload(
     [property: Id(0)] string? Id,
@@ -56,7 +60,10 @@ public sealed record DocumentUpload(
     [property: Id(2)] string SourceType,
     [property: Id(3)] string? FileName,
     [property: Id(4)] byte[] Content,
-    [property: Id(5)] string? MetadataJson);
+    [property: Id(5)] string? MetadataJson,
+    [property: Id(6)] string? StagedBlobKey = null,
+    [property: Id(7)] long StagedLength = 0,
+    [property: Id(8)] string? StagedSha256 = null);
 
 /// <summary>A document's record and ingestion state.</summary>
 [GenerateSerializer, Immutable, Alias("rag.DocumentInfo")]

@@ -7,6 +7,8 @@ using RagOrleans.Abstractions;
 using RagOrleans.Frontend.Infrastructure;
 using RagOrleans.Grains;
 using RagOrleans.Grains.Ingestion;
+using RagOrleans.Grains.Storage;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace RagOrleans.Frontend.Apis;
 
@@ -20,6 +22,9 @@ public static class DocumentsApi
     public const string IdempotentReplayedHeader = "Idempotent-Replayed";
 
     private const int MaxMetadataBytes = 16 * 1024;
+
+    // Room for the multipart envelope and form fields around the file.
+    private const long MultipartOverheadBytes = 1024 * 1024;
     private static readonly TimeSpan WaitSlice = TimeSpan.FromSeconds(20);
 
     public static IEndpointRouteBuilder MapDocumentsApi(this IEndpointRouteBuilder app)
@@ -52,6 +57,24 @@ public static class DocumentsApi
         var upload = http.Request.HasFormContentType
             ? await ReadMultipartAsync(http, options.Value)
             : await ReadJsonAsync(http, options.Value);
+        try
+        {
+            return await AddUploadAsync(name, collection, upload, idempotencyKey, http, grains, wait, timeoutSeconds);
+        }
+        finally
+        {
+            // Moved into place when the document took it; otherwise (replay, refusal, error) it must not linger.
+            if (upload.StagedBlobKey is not null)
+            {
+                await http.RequestServices.GetRequiredService<IBlobStore>().DeleteAsync(upload.StagedBlobKey);
+            }
+        }
+    }
+
+    private static async Task<Results<Accepted<DocumentResponse>, Ok<DocumentResponse>, ContentHttpResult>> AddUploadAsync(
+        string name, ICollectionGrain collection, DocumentUpload upload, string? idempotencyKey, HttpContext http, IGrainFactory grains,
+        bool? wait, int? timeoutSeconds)
+    {
         if (idempotencyKey is null)
         {
             return Typed(http, await AddAsync(name, collection, upload, http, wait, timeoutSeconds));
@@ -63,7 +86,7 @@ public static class DocumentsApi
         var keyGrain = grains.GetGrain<IIdempotencyGrain>(Ids.Key(tenant, RequestFingerprint.Of(idempotencyKey)));
         var fingerprint = RequestFingerprint.Of(
             "POST documents", name, upload.Id, upload.Title, upload.SourceType, upload.FileName, upload.MetadataJson,
-            Convert.ToHexStringLower(SHA256.HashData(upload.Content)));
+            upload.StagedSha256 ?? Convert.ToHexStringLower(SHA256.HashData(upload.Content)));
         if (await keyGrain.Begin(fingerprint) is { } replay)
         {
             http.Response.Headers[IdempotentReplayedHeader] = "true";
@@ -183,10 +206,14 @@ public static class DocumentsApi
 
     private static async Task<DocumentUpload> ReadJsonAsync(HttpContext http, RagOptions options)
     {
-        if (http.Request.ContentLength > options.MaxUploadBytes * 2)
+        // JSON escaping may double the text; the document limit itself is checked on the decoded bytes.
+        var limit = options.MaxUploadBytesFor(AuthenticationMiddleware.Principal(http)!.Tenant);
+        if (http.Request.ContentLength > limit * 2)
         {
-            throw new RagException(RagErrorKind.TooLarge, $"The request body is larger than the {options.MaxUploadBytes}-byte document limit.");
+            throw new RagException(RagErrorKind.TooLarge, $"The request body is larger than the {limit}-byte document limit.");
         }
+
+        UploadsApi.AllowBody(http, limit * 2);
 
         if (!(http.Request.ContentType ?? "").StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
         {
@@ -213,6 +240,12 @@ public static class DocumentsApi
 
     private static async Task<DocumentUpload> ReadMultipartAsync(HttpContext http, RagOptions options)
     {
+        // The form reader spools files beyond 64 KB to disk; the file then streams into the blob store.
+        var tenant = AuthenticationMiddleware.Principal(http)!.Tenant;
+        var limit = options.MaxUploadBytesFor(tenant);
+        UploadsApi.AllowBody(http, limit + MultipartOverheadBytes);
+        http.Features.Set<IFormFeature>(new FormFeature(http.Request, new FormOptions { MultipartBodyLengthLimit = limit + MultipartOverheadBytes }));
+
         var form = await http.Request.ReadFormAsync(http.RequestAborted);
         var file = form.Files.GetFile("file") ?? throw RagException.Invalid("The multipart body needs a 'file' field.");
         if (file.Length == 0)
@@ -220,18 +253,19 @@ public static class DocumentsApi
             throw new RagException(RagErrorKind.Unprocessable, "The uploaded file is empty.");
         }
 
-        if (file.Length > options.MaxUploadBytes)
+        if (file.Length > limit)
         {
-            throw new RagException(RagErrorKind.TooLarge, $"The file is {file.Length} bytes; the limit is {options.MaxUploadBytes}.");
+            throw new RagException(RagErrorKind.TooLarge, $"The file is {file.Length} bytes; the limit is {limit}.");
         }
 
-        var content = new byte[file.Length];
+        var head = new byte[8192];
+        int headLength;
         await using (var stream = file.OpenReadStream())
         {
-            await stream.ReadExactlyAsync(content, http.RequestAborted);
+            headLength = await stream.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, http.RequestAborted);
         }
 
-        var type = DocumentTypeSniffer.Detect(content.AsSpan(0, Math.Min(content.Length, 8192)), file.FileName, file.ContentType);
+        var type = DocumentTypeSniffer.Detect(head.AsSpan(0, headLength), file.FileName, file.ContentType);
         if (type == DocumentTypes.Unsupported)
         {
             throw new RagException(RagErrorKind.UnsupportedMediaType,
@@ -254,16 +288,27 @@ public static class DocumentsApi
 
         string? id = form.TryGetValue("id", out var idValue) && !string.IsNullOrEmpty(idValue) ? idValue.ToString() : null;
         string? title = form.TryGetValue("title", out var titleValue) && !string.IsNullOrEmpty(titleValue) ? titleValue.ToString() : null;
-        return new DocumentUpload(ValidId(id), ValidTitle(title), type, Path.GetFileName(file.FileName), content, Metadata(metadata));
+        var (validId, validTitle, validMetadata) = (ValidId(id), ValidTitle(title), Metadata(metadata));
+
+        // Staged in the blob store, hashed on the way: the silo gets a reference, not the bytes.
+        var blobs = http.RequestServices.GetRequiredService<IBlobStore>();
+        var staged = RagStorage.StagedUploadKey(tenant, CollectionName(http), "s-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12)));
+        await using var source = file.OpenReadStream();
+        using var hashing = new HashingReadStream(source, limit);
+        var length = await blobs.PutStreamAsync(staged, hashing, http.RequestAborted);
+        return new DocumentUpload(validId, validTitle, type, Path.GetFileName(file.FileName), [], validMetadata,
+            staged, length, Convert.ToHexStringLower(hashing.Sha256));
     }
+
+    private static string CollectionName(HttpContext http) => (string)http.Request.RouteValues["name"]!;
 
     private static string? ValidId(string? id) => id is null ? null : Ids.RequireName(id, "document id");
 
-    private static string? ValidTitle(string? title) => title is null
+    internal static string? ValidTitle(string? title) => title is null
         ? null
         : title.Length <= 500 ? title.Trim() : throw RagException.Invalid("title must be at most 500 characters.");
 
-    private static string? Metadata(JsonElement? metadata)
+    internal static string? Metadata(JsonElement? metadata)
     {
         if (metadata is null || metadata.Value.ValueKind == JsonValueKind.Null)
         {

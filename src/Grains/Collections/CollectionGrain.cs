@@ -87,20 +87,41 @@ public sealed class CollectionGrain(
 
     public async Task<DocumentAdded> AddDocument(DocumentUpload upload)
     {
+        var staged = upload.StagedBlobKey;
+        try
+        {
+            return await AddDocumentCore(upload);
+        }
+        finally
+        {
+            // A staged blob the document did not take (duplicate, rejected) is not left behind.
+            if (staged is not null)
+            {
+                await blobs.DeleteAsync(staged);
+            }
+        }
+    }
+
+    private async Task<DocumentAdded> AddDocumentCore(DocumentUpload upload)
+    {
         RequireSettings();
         var id = upload.Id ?? NewDocumentId();
         Ids.RequireName(id, "document id");
-        if (upload.Content.Length == 0)
+        var length = upload.StagedBlobKey is null ? upload.Content.LongLength : upload.StagedLength;
+        if (length == 0)
         {
             throw new RagException(RagErrorKind.Unprocessable, "The document is empty.");
         }
 
-        if (upload.Content.Length > options.Value.MaxUploadBytes)
+        var limit = options.Value.MaxUploadBytesFor(_tenantId);
+        if (length > limit)
         {
-            throw new RagException(RagErrorKind.TooLarge, $"The document is {upload.Content.Length} bytes; the limit is {options.Value.MaxUploadBytes}.");
+            throw new RagException(RagErrorKind.TooLarge, $"The document is {length} bytes; the limit is {limit}.");
         }
 
-        var hash = Convert.ToHexStringLower(SHA256.HashData(upload.Content));
+        var hash = upload.StagedBlobKey is null
+            ? Convert.ToHexStringLower(SHA256.HashData(upload.Content))
+            : upload.StagedSha256 ?? throw RagException.Invalid("A staged upload needs its SHA-256.");
         var existing = await documents.GetAsync(_tenantId, _name, id);
         if (existing is not null && existing.ContentHash == hash && existing.Title == upload.Title
             && existing.MetadataJson == upload.MetadataJson && existing.SourceType == upload.SourceType
@@ -117,11 +138,20 @@ public sealed class CollectionGrain(
             return new DocumentAdded(sameContent, Duplicate: true);
         }
 
-        await blobs.PutAsync(RagStorage.DocumentBlobKey(_tenantId, _name, id), upload.Content);
+        var key = RagStorage.DocumentBlobKey(_tenantId, _name, id);
+        if (upload.StagedBlobKey is null)
+        {
+            await blobs.PutAsync(key, upload.Content);
+        }
+        else if (!await blobs.MoveAsync(upload.StagedBlobKey, key))
+        {
+            throw RagException.Invalid("The staged upload content is missing.");
+        }
+
         var now = clock.GetUtcNow();
         var record = new DocumentInfo(
             id, upload.Title, DocumentStatus.Queued, 0, null, upload.SourceType, upload.FileName,
-            upload.Content.LongLength, hash, upload.MetadataJson, existing?.CreatedAt ?? now, now, 0);
+            length, hash, upload.MetadataJson, existing?.CreatedAt ?? now, now, 0);
         await documents.UpsertAsync(_tenantId, _name, record);
         await Document(id).Start();
         return new DocumentAdded(record, Duplicate: false);

@@ -83,6 +83,18 @@ public interface IBlobStore
     /// <summary>The content, or null if absent.</summary>
     Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Stores everything <paramref name="content"/> yields under <paramref name="key"/>, reading it in bounded slices
+    /// (never the whole content in memory); the blob replaces any previous one only once complete. Returns its length.
+    /// </summary>
+    Task<long> PutStreamAsync(string key, Stream content, CancellationToken cancellationToken = default);
+
+    /// <summary>The content for sequential reading, or null if absent.</summary>
+    Task<Stream?> OpenReadAsync(string key, CancellationToken cancellationToken = default);
+
+    /// <summary>Renames a blob, replacing any blob at <paramref name="to"/>; false if <paramref name="from"/> is absent.</summary>
+    Task<bool> MoveAsync(string from, string to, CancellationToken cancellationToken = default);
+
     /// <summary>Removes one blob.</summary>
     Task DeleteAsync(string key, CancellationToken cancellationToken = default);
 

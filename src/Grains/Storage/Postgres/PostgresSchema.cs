@@ -27,7 +27,7 @@ public sealed class PostgresSchema(NpgsqlDataSource dataSource, ILogger<Postgres
     public static IReadOnlyList<PostgresMigration> Migrations { get; } =
     [
         new(1, "Orleans clustering and reminders contract; documents, chunk log, snapshots, blobs, conversations", ApplyV1Async),
-        new(2, "Ingestion: document step and progress, status and content-hash indexes, idempotency keys", ApplyV2Async),
+        new(2, "Ingestion: document step and progress, status and content-hash indexes, idempotency keys, segmented blobs", ApplyV2Async),
     ];
 
     /// <summary>Applies the missing versions and returns how many it applied (0 when already current).</summary>
@@ -120,6 +120,15 @@ public sealed class PostgresSchema(NpgsqlDataSource dataSource, ILogger<Postgres
                 PRIMARY KEY (tenant, key_hash)
             );
             CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
+            -- Blobs of any size, streamed in 1 MiB rows (see PostgresBlobStore for why not a shared volume).
+            CREATE TABLE blob_segments (
+                key  text COLLATE "C" NOT NULL,
+                seq  integer NOT NULL,
+                data bytea   NOT NULL,
+                PRIMARY KEY (key, seq)
+            );
+            -- Uploads are mostly compressed already (PDF, DOCX): do not spend CPU compressing them again.
+            ALTER TABLE blob_segments ALTER COLUMN data SET STORAGE EXTERNAL;
             """, connection, tx);
         await ddl.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
