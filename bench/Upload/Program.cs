@@ -13,8 +13,8 @@ using System.Text.Json;
 // the service must never hold more than a buffer of them.
 var options = Args.Parse(args);
 var url = options.Get("url", "http://127.0.0.1:8080");
-var key = options.Get("key", null) ?? throw new ArgumentException("--key <admin key> is required");
-var pid = int.Parse(options.Get("pid", null) ?? throw new ArgumentException("--pid <frontend pid> is required"), CultureInfo.InvariantCulture);
+var key = options.Get("key") ?? throw new ArgumentException("--key <admin key> is required");
+var pid = int.Parse(options.Get("pid") ?? throw new ArgumentException("--pid <frontend pid> is required"), CultureInfo.InvariantCulture);
 var collection = options.Get("collection", "bench");
 var sizeBytes = long.Parse(options.Get("size-mb", "2048"), CultureInfo.InvariantCulture) << 20;
 var partBytes = int.Parse(options.Get("part-mb", "64"), CultureInfo.InvariantCulture) << 20;
@@ -140,5 +140,7 @@ internal sealed class Args(Dictionary<string, string> values)
         return new Args(values);
     }
 
-    public string? Get(string name, string? fallback) => values.GetValueOrDefault(name, fallback!);
+    public string Get(string name, string fallback) => values.GetValueOrDefault(name, fallback);
+
+    public string? Get(string name) => values.GetValueOrDefault(name);
 }

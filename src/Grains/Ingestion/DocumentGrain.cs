@@ -189,6 +189,13 @@ public sealed class DocumentGrain(
     private async Task<int> IngestAsync(DocumentInfo record, CancellationToken cancellationToken)
     {
         var settings = await Collection.GetSettings();
+        if (record.SizeBytes > Array.MaxLength)
+        {
+            // Uploads stream through at any size, but parsers read the whole content: no attempt could succeed.
+            throw new RagException(RagErrorKind.Unprocessable,
+                $"The document is {record.SizeBytes} bytes; documents are parsed in memory, which allows at most {Array.MaxLength} bytes.");
+        }
+
         var content = await blobs.GetAsync(RagStorage.DocumentBlobKey(_tenantId, _collection, _documentId), cancellationToken)
             ?? throw new RagException(RagErrorKind.Unprocessable, "The uploaded content is missing from storage.");
         var parsed = DocumentProcessor.Parse(content, record.SourceType, record.FileName);

@@ -108,18 +108,28 @@ public sealed class PostgresBlobStore(NpgsqlDataSource dataSource) : IBlobStore
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using (var exists = new NpgsqlCommand(
+            "SELECT EXISTS (SELECT 1 FROM blob_segments WHERE key = @k) OR EXISTS (SELECT 1 FROM blobs WHERE key = @k)", connection, tx))
+        {
+            exists.Parameters.AddWithValue("k", from);
+            if (!(bool)(await exists.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!)
+            {
+                // Nothing to move: the target stays as it is.
+                return false;
+            }
+        }
+
         await DeleteRowsAsync(connection, tx, to, cancellationToken).ConfigureAwait(false);
         await using var move = new NpgsqlCommand(
             """
-            WITH s AS (UPDATE blob_segments SET key = @to WHERE key = @from RETURNING 1),
-                 b AS (UPDATE blobs SET key = @to WHERE key = @from RETURNING 1)
-            SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM b)
+            UPDATE blob_segments SET key = @to WHERE key = @from;
+            UPDATE blobs SET key = @to WHERE key = @from;
             """, connection, tx);
         move.Parameters.AddWithValue("from", from);
         move.Parameters.AddWithValue("to", to);
-        var moved = (long)(await move.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        await move.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return moved > 0;
+        return true;
     }
 
     /// <inheritdoc />
