@@ -369,6 +369,15 @@ public sealed class RagCluster : IAsyncDisposable
         _output?.WriteLine($"[{ClusterId}] generation {_generation}: {silos} silos and {frontends} frontends ready in {started.Elapsed.TotalSeconds:F1} s (logs in {WorkDir})");
     }
 
+    /// <summary>Starts one more silo of the current generation (joining the running cluster) and waits until it is ready.</summary>
+    public async Task<ClusterNode> AddSiloAsync()
+    {
+        var silo = Start(NodeKind.Silo, $"silo{Silos.Count + 1}");
+        Silos.Add(silo);
+        await silo.WaitReadyAsync(ReadyTimeout);
+        return silo;
+    }
+
     /// <summary>SIGTERM to every frontend, then to every silo at once; returns the names that had to be killed.</summary>
     public async Task<IReadOnlyList<string>> StopAllAsync(TimeSpan grace)
     {
@@ -426,7 +435,7 @@ public sealed class RagCluster : IAsyncDisposable
         foreach (var node in _all)
         {
             text.AppendLine(CultureInfo.InvariantCulture, $"--- {node.Name} (pid {node.Pid}, {node.Url}{(node.Kind == NodeKind.Silo ? $", silo port {node.SiloPort}" : "")}, log {node.LogFile})");
-            foreach (var line in node.Lines.Where(l => l.StartsWith("fail", StringComparison.Ordinal) || l.Contains(" fail:", StringComparison.Ordinal) || l.Contains("crit", StringComparison.Ordinal)).Take(20))
+            foreach (var line in node.Lines.Where(l => l.StartsWith("fail", StringComparison.Ordinal) || l.Contains(" fail:", StringComparison.Ordinal) || l.Contains(" crit:", StringComparison.Ordinal)).Take(20))
             {
                 text.AppendLine("  ! " + line);
             }

@@ -25,7 +25,10 @@ public static class DocumentsApi
 
     // Room for the multipart envelope and form fields around the file.
     private const long MultipartOverheadBytes = 1024 * 1024;
-    private static readonly TimeSpan WaitSlice = TimeSpan.FromSeconds(20);
+
+    // Well inside the client's response timeout, so a long ?wait=true is many short calls, each of which
+    // fails fast (and is retried by the loop) if the silo holding the document dies.
+    private static readonly TimeSpan WaitSlice = TimeSpan.FromSeconds(5);
 
     public static IEndpointRouteBuilder MapDocumentsApi(this IEndpointRouteBuilder app)
     {

@@ -127,14 +127,25 @@ public sealed class CollectionGrain(
             && existing.MetadataJson == upload.MetadataJson && existing.SourceType == upload.SourceType
             && existing.Status != DocumentStatus.Failed)
         {
-            // Same content re-sent (a client retry): nothing to do, and nothing is indexed twice.
+            // Same content re-sent (a client retry): nothing is indexed twice. If it is still unfinished, its
+            // pipeline may have died with a silo: starting it again is harmless when it is alive.
+            if (existing.Status is DocumentStatus.Queued or DocumentStatus.Processing)
+            {
+                await Document(id).Start();
+            }
+
             return new DocumentAdded(existing, Duplicate: true);
         }
 
         if (upload.Id is null && await documents.FindByHashAsync(_tenantId, _name, hash) is { } sameContent)
         {
             // Without an id the caller cannot mean "replace": identical bytes are the same document. A failed one
-            // is returned as it is (its error tells why); POST .../retry re-runs it.
+            // is returned as it is (its error tells why); POST .../retry re-runs it. An unfinished one is nudged as above.
+            if (sameContent.Status is DocumentStatus.Queued or DocumentStatus.Processing)
+            {
+                await Document(sameContent.Id).Start();
+            }
+
             return new DocumentAdded(sameContent, Duplicate: true);
         }
 

@@ -129,6 +129,10 @@ public static class ClusterHosting
             o.ConnectionString = postgres;
         });
         client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
+
+        // A request forwarded by a gateway to a silo that then dies gets no answer until this timeout, whatever the
+        // membership says: keep it short (every call a frontend makes is short; long waits are loops of short calls).
+        client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = configuration.GetValue("Orleans:ClientResponseTimeout", TimeSpan.FromSeconds(10)));
         client.UseConnectionRetryFilter(async (exception, cancellationToken) =>
         {
             // Frontends may start before any silo: keep trying instead of failing the host.

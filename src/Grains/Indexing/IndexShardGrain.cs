@@ -73,7 +73,9 @@ public sealed class IndexShardGrain(
         {
             try
             {
-                await SnapshotIfChangedAsync(cancellationToken);
+                var written = await SnapshotIfChangedAsync(cancellationToken);
+                logger.LogInformation("Shard {Shard} deactivated ({Reason}): {Chunks} chunks, snapshot at {Watermark}{Written}",
+                    ShardKey, reason.ReasonCode, _index.Count, _snapshotWatermark, written ? " (written now)" : " (already current)");
             }
             catch (Exception ex)
             {

@@ -56,6 +56,12 @@ public sealed class DocumentGrain(
             return;
         }
 
+        if (_timer is null)
+        {
+            // A fresh activation of an unfinished document: the one that ran it died with its silo. Resume it.
+            Schedule(TimeSpan.Zero);
+        }
+
         await Task.WhenAny(completion.Task, Task.Delay(timeout));
     }
 

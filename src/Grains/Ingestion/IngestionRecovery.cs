@@ -5,16 +5,67 @@ using RagOrleans.Grains.Storage;
 namespace RagOrleans.Grains.Ingestion;
 
 /// <summary>
-/// After a restart, restarts every document that was queued or processing when the process stopped,
-/// so no document stays "processing" forever. Starting a document twice is harmless (one activation).
+/// Resumes documents whose pipeline was lost: after this silo starts (everything queued or processing when the
+/// process stopped), and whenever another silo of the cluster is declared dead (its document activations went
+/// with it, and nobody else would call them again). Starting a document whose pipeline is alive is harmless:
+/// the call reaches its one activation, which re-reads the record and finishes or carries on.
 /// </summary>
-public sealed class IngestionRecovery(IDocumentStore documents, IGrainFactory grains, ILogger<IngestionRecovery> logger)
-    : ILifecycleParticipant<ISiloLifecycle>
+public sealed class IngestionRecovery(
+    IDocumentStore documents,
+    IGrainFactory grains,
+    IClusterMembershipService membership,
+    ILocalSiloDetails localSilo,
+    ILogger<IngestionRecovery> logger) : ILifecycleParticipant<ISiloLifecycle>
 {
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _watch = Task.CompletedTask;
+
     public void Participate(ISiloLifecycle lifecycle) =>
-        lifecycle.Subscribe(nameof(IngestionRecovery), ServiceLifecycleStage.Active, OnActiveAsync);
+        lifecycle.Subscribe(nameof(IngestionRecovery), ServiceLifecycleStage.Active, OnActiveAsync, OnStopAsync);
 
     private async Task OnActiveAsync(CancellationToken cancellationToken)
+    {
+        await ResumeUnfinishedAsync("this silo started", cancellationToken);
+        _watch = Task.Run(() => WatchMembershipAsync(_stopping.Token), CancellationToken.None);
+    }
+
+    private async Task OnStopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync();
+        await Task.WhenAny(_watch, Task.Delay(Timeout.Infinite, cancellationToken));
+    }
+
+    private async Task WatchMembershipAsync(CancellationToken cancellationToken)
+    {
+        var dead = membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Dead).Select(m => m.SiloAddress).ToHashSet();
+        try
+        {
+            await foreach (var snapshot in membership.MembershipUpdates.WithCancellation(cancellationToken))
+            {
+                var newlyDead = snapshot.Members.Values.Where(m => m.Status == SiloStatus.Dead && dead.Add(m.SiloAddress)).ToList();
+                if (newlyDead.Count == 0)
+                {
+                    continue;
+                }
+
+                // One survivor does the work: the active silo with the lowest address.
+                var leader = snapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress).Order().FirstOrDefault();
+                if (leader is not null && leader.Equals(localSilo.SiloAddress))
+                {
+                    await ResumeUnfinishedAsync($"silo {string.Join(", ", newlyDead.Select(m => m.Name))} died", cancellationToken);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception ex)
+        {
+            logger.LogError(ex, "Stopped watching the cluster membership; documents of dead silos resume on the next restart or upload");
+        }
+    }
+
+    private async Task ResumeUnfinishedAsync(string why, CancellationToken cancellationToken)
     {
         try
         {
@@ -26,13 +77,13 @@ public sealed class IngestionRecovery(IDocumentStore documents, IGrainFactory gr
 
             if (unfinished.Count > 0)
             {
-                logger.LogInformation("Resumed ingestion of {Count} unfinished documents", unfinished.Count);
+                logger.LogInformation("Resumed ingestion of {Count} unfinished documents ({Why})", unfinished.Count, why);
             }
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            // The silo must still start; the documents stay queued and resume on the next start or upload.
-            logger.LogError(ex, "Could not resume unfinished documents");
+            // The silo must keep running; the documents stay queued and resume on the next start or upload.
+            logger.LogError(ex, "Could not resume unfinished documents ({Why})", why);
         }
     }
 }
