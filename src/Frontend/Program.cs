@@ -33,6 +33,10 @@ var clusterMode = ClusterHosting.IsClusterMode(builder.Configuration);
 if (clusterMode)
 {
     builder.UseOrleansClient(client => client.UseRagClient(builder.Configuration));
+
+    // Upload bytes stream from the request straight into the shared blob store, never through grain messages.
+    builder.Services.AddSingleton(_ => Npgsql.NpgsqlDataSource.Create(ClusterHosting.PostgresConnectionString(builder.Configuration)));
+    builder.Services.AddSingleton<RagOrleans.Grains.Storage.IBlobStore, RagOrleans.Grains.Storage.Postgres.PostgresBlobStore>();
 }
 else
 {
@@ -52,6 +56,7 @@ app.MapTenantsApi();
 app.MapKeysApi();
 app.MapCollectionsApi();
 app.MapDocumentsApi();
+app.MapUploadsApi();
 app.MapSearchApi();
 app.MapLimitsApi();
 

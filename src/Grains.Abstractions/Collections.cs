@@ -67,7 +67,26 @@ public enum DocumentStatus
     Failed = 3,
 }
 
-/// <summary>A document upload as it reaches the silo; the content has been read at the edge.</summary>
+/// <summary>The last pipeline step a document completed; steps run in this order.</summary>
+public enum DocumentStep
+{
+    /// <summary>The content is stored; nothing processed yet.</summary>
+    Received = 0,
+    /// <summary>Text extracted.</summary>
+    Parsed = 1,
+    /// <summary>Split into chunks.</summary>
+    Chunked = 2,
+    /// <summary>Every chunk has its embedding.</summary>
+    Embedded = 3,
+    /// <summary>The chunks are durable in the index and searchable.</summary>
+    Indexed = 4,
+}
+
+/// <summary>
+/// A document upload as it reaches the silo. Small uploads carry <see cref="Content"/>; large ones were streamed
+/// at the edge into the blob store and carry <see cref="StagedBlobKey"/> with the length and SHA-256 (hex) measured
+/// while streaming, and an empty <see cref="Content"/>.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("rag.DocumentUpload")]
 public sealed record DocumentUpload(
     [property: Id(0)] string? Id,
@@ -75,7 +94,10 @@ public sealed record DocumentUpload(
     [property: Id(2)] string SourceType,
     [property: Id(3)] string? FileName,
     [property: Id(4)] byte[] Content,
-    [property: Id(5)] string? MetadataJson);
+    [property: Id(5)] string? MetadataJson,
+    [property: Id(6)] string? StagedBlobKey = null,
+    [property: Id(7)] long StagedLength = 0,
+    [property: Id(8)] string? StagedSha256 = null);
 
 /// <summary>A document's record and ingestion state.</summary>
 [GenerateSerializer, Immutable, Alias("rag.DocumentInfo")]
@@ -92,7 +114,15 @@ public sealed record DocumentInfo(
     [property: Id(9)] string? MetadataJson,
     [property: Id(10)] DateTimeOffset CreatedAt,
     [property: Id(11)] DateTimeOffset UpdatedAt,
-    [property: Id(12)] int Attempts);
+    [property: Id(12)] int Attempts,
+    [property: Id(13)] DocumentStep Step = DocumentStep.Received,
+    [property: Id(14)] int? ProgressPercent = null);
+
+/// <summary>The outcome of an upload: the document, and whether it already existed with this content (nothing new was queued).</summary>
+[GenerateSerializer, Immutable, Alias("rag.DocumentAdded")]
+public sealed record DocumentAdded(
+    [property: Id(0)] DocumentInfo Document,
+    [property: Id(1)] bool Duplicate);
 
 /// <summary>One page of a document listing.</summary>
 [GenerateSerializer, Immutable, Alias("rag.DocumentPage")]
@@ -237,12 +267,18 @@ public interface ICollectionGrain : IGrainWithStringKey
     /// <summary>Deletes the collection with all documents, chunks, snapshots and blobs.</summary>
     [Alias("Delete")] Task Delete();
 
-    /// <summary>Stores the upload durably and queues it for ingestion; idempotent by id and content hash.</summary>
-    [Alias("AddDocument")] Task<DocumentInfo> AddDocument(DocumentUpload upload);
+    /// <summary>
+    /// Stores the upload durably and queues it for ingestion. Idempotent by content: the same content under the
+    /// same id, or (without an id) content already in the collection, returns the existing document as a duplicate.
+    /// </summary>
+    [Alias("AddDocument")] Task<DocumentAdded> AddDocument(DocumentUpload upload);
 
-    /// <summary>Lists documents in id order, after <paramref name="cursor"/>.</summary>
+    /// <summary>Lists documents in id order, after <paramref name="cursor"/>, optionally only those in <paramref name="status"/>.</summary>
     [AlwaysInterleave]
-    [Alias("ListDocuments")] Task<DocumentPage> ListDocuments(string? cursor, int limit);
+    [Alias("ListDocuments")] Task<DocumentPage> ListDocuments(string? cursor, int limit, DocumentStatus? status = null);
+
+    /// <summary>Re-runs the pipeline of a failed document from its stored content with a fresh attempt count; Conflict unless failed.</summary>
+    [Alias("RetryDocument")] Task<DocumentInfo> RetryDocument(string documentId);
 
     /// <summary>One document, or NotFound.</summary>
     [AlwaysInterleave]

@@ -118,3 +118,105 @@ public interface IEmbedderGrain : IGrainWithIntegerKey
     /// <summary>Unit-length embeddings of <paramref name="texts"/>, in order.</summary>
     [Alias("Embed")] Task<float[][]> Embed(string model, IReadOnlyList<string> texts, EmbeddingKind kind);
 }
+
+/// <summary>The response replayed for a repeated request with the same <c>Idempotency-Key</c>.</summary>
+[GenerateSerializer, Immutable, Alias("rag.IdempotentResponse")]
+public sealed record IdempotentResponse(
+    [property: Id(0)] int StatusCode,
+    [property: Id(1)] string? Location,
+    [property: Id(2)] string Body);
+
+/// <summary>
+/// One idempotency key of one tenant (grain key: tenant/SHA-256 of the key). Serializes requests that share a key:
+/// the first runs, later ones get its stored response, a concurrent one gets Conflict, and one with a different
+/// request fingerprint gets Unprocessable.
+/// </summary>
+[Alias("rag.IIdempotencyGrain")]
+public interface IIdempotencyGrain : IGrainWithStringKey
+{
+    /// <summary>The stored response when the key was used before with this fingerprint; null when the caller now owns the key and must <see cref="Complete"/> or <see cref="Release"/> it.</summary>
+    [Alias("Begin")] Task<IdempotentResponse?> Begin(string fingerprint);
+
+    /// <summary>Stores the response of the request that owns the key.</summary>
+    [Alias("Complete")] Task Complete(string fingerprint, IdempotentResponse response);
+
+    /// <summary>Gives the key up without a response (the request failed), so a retry runs it again.</summary>
+    [Alias("Release")] Task Release(string fingerprint);
+}
+
+/// <summary>Phases of a resumable upload.</summary>
+public enum UploadPhase
+{
+    /// <summary>Accepting parts.</summary>
+    Open = 0,
+    /// <summary>Parts are being assembled into the document; no part may change.</summary>
+    Completing = 1,
+    /// <summary>Became <see cref="UploadInfo.DocumentId"/>; its parts are gone.</summary>
+    Completed = 2,
+}
+
+/// <summary>What a resumable upload will become, fixed when it starts.</summary>
+[GenerateSerializer, Immutable, Alias("rag.UploadRequest")]
+public sealed record UploadRequest(
+    [property: Id(0)] string FileName,
+    [property: Id(1)] long? Size,
+    [property: Id(2)] string? ContentType,
+    [property: Id(3)] string? DocumentId,
+    [property: Id(4)] string? Title,
+    [property: Id(5)] string? MetadataJson);
+
+/// <summary>One received part: where its bytes are, how many, and their SHA-256 (hex).</summary>
+[GenerateSerializer, Immutable, Alias("rag.UploadPart")]
+public sealed record UploadPart(
+    [property: Id(0)] int Number,
+    [property: Id(1)] long Size,
+    [property: Id(2)] string Sha256,
+    [property: Id(3)] string BlobKey,
+    [property: Id(4)] DateTimeOffset ReceivedAt);
+
+/// <summary>A resumable upload's state; <see cref="Parts"/> in part-number order.</summary>
+[GenerateSerializer, Immutable, Alias("rag.UploadInfo")]
+public sealed record UploadInfo(
+    [property: Id(0)] string UploadId,
+    [property: Id(1)] UploadRequest Request,
+    [property: Id(2)] UploadPhase Phase,
+    [property: Id(3)] IReadOnlyList<UploadPart> Parts,
+    [property: Id(4)] long ReceivedBytes,
+    [property: Id(5)] DateTimeOffset CreatedAt,
+    [property: Id(6)] string? DocumentId);
+
+/// <summary>
+/// One resumable upload of a collection (key: tenant/collection/uploadId). Holds the part list; the parts' bytes
+/// are streamed by the frontend straight into the blob store, one blob per received copy of a part.
+/// </summary>
+[Alias("rag.IUploadGrain")]
+public interface IUploadGrain : IGrainWithStringKey
+{
+    /// <summary>Starts the upload; Conflict if it exists.</summary>
+    [Alias("Create")] Task<UploadInfo> Create(UploadRequest request);
+
+    /// <summary>The upload, or NotFound.</summary>
+    [AlwaysInterleave]
+    [Alias("Get")] Task<UploadInfo> Get();
+
+    /// <summary>
+    /// Records a stored copy of a part, replacing (and deleting) any earlier copy of the same number. TooLarge when the
+    /// parts would exceed <paramref name="maxBytes"/>, Conflict unless the upload is open; the new blob is deleted then.
+    /// </summary>
+    [Alias("CommitPart")] Task<UploadInfo> CommitPart(UploadPart part, long maxBytes);
+
+    /// <summary>
+    /// Freezes the parts for assembly and returns them (Invalid unless numbered 1..n without gaps). A completed
+    /// upload is returned as it is, with its document id.
+    /// </summary>
+    [Alias("BeginComplete")] Task<UploadInfo> BeginComplete();
+
+    /// <summary>Marks the upload completed as <paramref name="documentId"/> and removes its parts.</summary>
+    [Alias("FinishComplete")] Task<UploadInfo> FinishComplete(string documentId);
+
+    /// <summary>Re-opens the upload after a failed assembly.</summary>
+    [Alias("AbortComplete")] Task AbortComplete();
+
+    /// <summary>Removes the upload and every stored part.</summary>
+    [Alias("Abort")] Task Abort();
+}

@@ -15,8 +15,17 @@ public sealed class RagOptions
     /// <summary>The operator's API key; generated into the data folder when unset.</summary>
     public string? OperatorKey { get; set; }
 
-    /// <summary>Largest accepted document upload in bytes.</summary>
+    /// <summary>Largest accepted document upload in bytes (plain or resumable), unless a tenant has its own limit.</summary>
     public long MaxUploadBytes { get; set; } = 32 * 1024 * 1024;
+
+    /// <summary>Per-tenant upload limits overriding <see cref="MaxUploadBytes"/> (<c>Rag:TenantMaxUploadBytes:{tenant}</c>).</summary>
+    public Dictionary<string, long> TenantMaxUploadBytes { get; set; } = [];
+
+    /// <summary>The upload limit of a tenant.</summary>
+    public long MaxUploadBytesFor(string tenantId) => TenantMaxUploadBytes.TryGetValue(tenantId, out var limit) ? limit : MaxUploadBytes;
+
+    /// <summary>How long the first response to a POST with an <c>Idempotency-Key</c> is kept for replay.</summary>
+    public TimeSpan IdempotencyKeyLifetime { get; set; } = TimeSpan.FromHours(24);
 
     /// <summary>Index shards of a new collection.</summary>
     public int DefaultShardCount { get; set; } = 1;

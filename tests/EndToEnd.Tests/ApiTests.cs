@@ -228,9 +228,10 @@ public sealed class ApiTests(ServiceFixture fixture)
         var history = (await (await admin.GetAsync($"/v1/conversations/{conversationId}")).ExpectJson(HttpStatusCode.OK)).AsArray();
         Assert.Equal(2, history.Count);
 
-        // Re-sending the same document is idempotent; deleting removes it from search.
-        var again = await (await admin.PostJson("/v1/collections/kb/documents", Cooking)).ExpectJson(HttpStatusCode.Accepted);
+        // Re-sending the same document is idempotent (200, the existing document, duplicate); deleting removes it from search.
+        var again = await (await admin.PostJson("/v1/collections/kb/documents", Cooking)).ExpectJson(HttpStatusCode.OK);
         Assert.Equal("indexed", again.Str("status"));
+        Assert.True(again["duplicate"]!.GetValue<bool>());
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync("/v1/collections/kb/documents/bread")).StatusCode);
         await (await admin.GetAsync("/v1/collections/kb/documents/bread")).ExpectProblem(HttpStatusCode.NotFound);
         Assert.DoesNotContain(await admin.Search("kb", "bread dough oven", 10), r => r.Str("documentId") == "bread");

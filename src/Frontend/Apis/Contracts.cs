@@ -41,14 +41,19 @@ public sealed record CollectionResponse(string Name, DateTimeOffset CreatedAt, s
 /// <summary>JSON body of POST /v1/collections/{name}/documents.</summary>
 public sealed record AddDocumentRequest(string? Id, string? Title, string? Text, JsonElement? Metadata, string? Format);
 
-/// <summary>A document and its ingestion state.</summary>
+/// <summary>
+/// A document and its ingestion state: <see cref="Step"/> is the last pipeline step completed and
+/// <see cref="ProgressPercent"/> the share of chunks embedded once chunking is done. <see cref="Duplicate"/> is
+/// true only in an upload response that found the same content already in the collection (nothing new was queued).
+/// </summary>
 public sealed record DocumentResponse(
     string Id, string? Title, DocumentStatus Status, int ChunkCount, string? Error, string SourceType, string? FileName,
-    long SizeBytes, string ContentHash, JsonElement? Metadata, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, int Attempts)
+    long SizeBytes, string ContentHash, JsonElement? Metadata, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, int Attempts,
+    DocumentStep Step, int? ProgressPercent, bool Duplicate = false)
 {
-    public static DocumentResponse From(DocumentInfo d) => new(
+    public static DocumentResponse From(DocumentInfo d, bool duplicate = false) => new(
         d.Id, d.Title, d.Status, d.ChunkCount, d.Error, d.SourceType, d.FileName, d.SizeBytes, d.ContentHash,
-        Json.Parse(d.MetadataJson), d.CreatedAt, d.UpdatedAt, d.Attempts);
+        Json.Parse(d.MetadataJson), d.CreatedAt, d.UpdatedAt, d.Attempts, d.Step, d.ProgressPercent, duplicate);
 }
 
 /// <summary>A page of documents.</summary>

@@ -103,22 +103,43 @@ public sealed class CollectionGrain(
         DeactivateOnIdle();
     }
 
-    public async Task<DocumentInfo> AddDocument(DocumentUpload upload)
+    public async Task<DocumentAdded> AddDocument(DocumentUpload upload)
+    {
+        var staged = upload.StagedBlobKey;
+        try
+        {
+            return await AddDocumentCore(upload);
+        }
+        finally
+        {
+            // A staged blob the document did not take (duplicate, rejected) is not left behind.
+            if (staged is not null)
+            {
+                await blobs.DeleteAsync(staged);
+            }
+        }
+    }
+
+    private async Task<DocumentAdded> AddDocumentCore(DocumentUpload upload)
     {
         RequireSettings();
         var id = upload.Id ?? NewDocumentId();
         Ids.RequireName(id, "document id");
-        if (upload.Content.Length == 0)
+        var length = upload.StagedBlobKey is null ? upload.Content.LongLength : upload.StagedLength;
+        if (length == 0)
         {
             throw new RagException(RagErrorKind.Unprocessable, "The document is empty.");
         }
 
-        if (upload.Content.Length > options.Value.MaxUploadBytes)
+        var limit = options.Value.MaxUploadBytesFor(_tenantId);
+        if (length > limit)
         {
-            throw new RagException(RagErrorKind.TooLarge, $"The document is {upload.Content.Length} bytes; the limit is {options.Value.MaxUploadBytes}.");
+            throw new RagException(RagErrorKind.TooLarge, $"The document is {length} bytes; the limit is {limit}.");
         }
 
-        var hash = Convert.ToHexStringLower(SHA256.HashData(upload.Content));
+        var hash = upload.StagedBlobKey is null
+            ? Convert.ToHexStringLower(SHA256.HashData(upload.Content))
+            : upload.StagedSha256 ?? throw RagException.Invalid("A staged upload needs its SHA-256.");
         var existing = await documents.GetAsync(_tenantId, _name, id);
         if (existing is not null && existing.ContentHash == hash && existing.Title == upload.Title
             && existing.MetadataJson == upload.MetadataJson && existing.SourceType == upload.SourceType
@@ -131,21 +152,42 @@ public sealed class CollectionGrain(
                 await Document(id).Start();
             }
 
-            return existing;
+            return new DocumentAdded(existing, Duplicate: true);
+        }
+
+        if (upload.Id is null && await documents.FindByHashAsync(_tenantId, _name, hash) is { } sameContent)
+        {
+            // Without an id the caller cannot mean "replace": identical bytes are the same document. A failed one
+            // is returned as it is (its error tells why); POST .../retry re-runs it. An unfinished one is nudged as above.
+            if (sameContent.Status is DocumentStatus.Queued or DocumentStatus.Processing)
+            {
+                await Document(sameContent.Id).Start();
+            }
+
+            return new DocumentAdded(sameContent, Duplicate: true);
         }
 
         // Reserve before the work: the quota grain checks and counts in one turn, so parallel uploads stay exact.
-        var charge = new DocumentCharge(Ids.Key(_tenantId, _name, id), existing is null, upload.Content.LongLength,
+        var charge = new DocumentCharge(Ids.Key(_tenantId, _name, id), existing is null, length,
             existing?.SizeBytes ?? 0, existing?.Status == DocumentStatus.Indexed ? existing.ChunkCount : 0);
         await Quota.ReserveDocument(charge);
         DocumentInfo record;
         try
         {
-            await blobs.PutAsync(RagStorage.DocumentBlobKey(_tenantId, _name, id), upload.Content);
+            var key = RagStorage.DocumentBlobKey(_tenantId, _name, id);
+            if (upload.StagedBlobKey is null)
+            {
+                await blobs.PutAsync(key, upload.Content);
+            }
+            else if (!await blobs.MoveAsync(upload.StagedBlobKey, key))
+            {
+                throw RagException.Invalid("The staged upload content is missing.");
+            }
+
             var now = clock.GetUtcNow();
             record = new DocumentInfo(
                 id, upload.Title, DocumentStatus.Queued, 0, null, upload.SourceType, upload.FileName,
-                upload.Content.LongLength, hash, upload.MetadataJson, existing?.CreatedAt ?? now, now, 0);
+                length, hash, upload.MetadataJson, existing?.CreatedAt ?? now, now, 0);
             await documents.UpsertAsync(_tenantId, _name, record);
         }
         catch
@@ -155,17 +197,37 @@ public sealed class CollectionGrain(
         }
 
         await Document(id).Start();
-        return record;
+        return new DocumentAdded(record, Duplicate: false);
     }
 
-    public async Task<DocumentPage> ListDocuments(string? cursor, int limit)
+    public async Task<DocumentPage> ListDocuments(string? cursor, int limit, DocumentStatus? status = null)
     {
         RequireSettings();
         limit = Math.Clamp(limit, 1, 1000);
-        var page = await documents.ListAsync(_tenantId, _name, cursor, limit + 1);
+        var page = await documents.ListAsync(_tenantId, _name, cursor, limit + 1, status);
         return page.Count > limit
             ? new DocumentPage(page.Take(limit).ToList(), page[limit - 1].Id)
             : new DocumentPage(page, null);
+    }
+
+    public async Task<DocumentInfo> RetryDocument(string documentId)
+    {
+        var record = await GetDocument(documentId);
+        if (record.Status != DocumentStatus.Failed)
+        {
+            throw RagException.Conflict(
+                $"Document '{documentId}' is {record.Status.ToString().ToLowerInvariant()}; only failed documents can be retried.");
+        }
+
+        record = record with
+        {
+            Status = DocumentStatus.Queued, Attempts = 0, Error = null, Step = DocumentStep.Received, ProgressPercent = null,
+            UpdatedAt = clock.GetUtcNow(),
+        };
+        await documents.UpsertAsync(_tenantId, _name, record);
+        await Document(documentId).Start();
+        logger.LogInformation("Document {DocumentId} of {TenantId}/{Collection} queued again by a retry", documentId, _tenantId, _name);
+        return record;
     }
 
     public async Task<DocumentInfo> GetDocument(string documentId)

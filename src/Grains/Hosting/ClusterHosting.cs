@@ -106,6 +106,7 @@ public static class ClusterHosting
             services.AddSingleton<IChunkLog, PostgresChunkLog>();
             services.AddSingleton<IConversationStore, PostgresConversationStore>();
             services.AddSingleton<IUsageLedger, PostgresUsageLedger>();
+            services.AddSingleton<IIdempotencyStore, PostgresIdempotencyStore>();
             services.AddSingleton<ISnapshotStore, PostgresSnapshotStore>();
             services.AddSingleton<IBlobStore, PostgresBlobStore>();
         });

@@ -24,6 +24,7 @@ public sealed class DocumentGrain(
     ILogger<DocumentGrain> logger) : Grain, IDocumentGrain
 {
     private const int EmbedBatchSize = 32;
+    private const int ProgressStep = 10;
     private string _tenantId = "";
     private string _collection = "";
     private string _documentId = "";
@@ -31,6 +32,9 @@ public sealed class DocumentGrain(
     private TaskCompletionSource? _completion;
     private Task _running = Task.CompletedTask;
     private long _reservedVectors;
+
+    // The record as this attempt last wrote it: progress writes and the final outcome build on it.
+    private DocumentInfo? _current;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -143,12 +147,19 @@ public sealed class DocumentGrain(
         using var activity = RagActivity.Start("rag.ingest", _tenantId, _collection);
         activity?.SetTag("rag.document", _documentId);
         var attempt = record.Attempts + 1;
-        record = record with { Status = DocumentStatus.Processing, Attempts = attempt, Error = null, UpdatedAt = clock.GetUtcNow() };
+        // Every attempt starts again from the stored content: each step is recomputed, and indexing replaces.
+        record = record with
+        {
+            Status = DocumentStatus.Processing, Attempts = attempt, Error = null, Step = DocumentStep.Received, ProgressPercent = null,
+            UpdatedAt = clock.GetUtcNow(),
+        };
         await documents.UpsertAsync(_tenantId, _collection, record, cancellationToken);
+        _current = record;
         var started = clock.GetTimestamp();
         try
         {
             var chunkCount = await IngestAsync(record, cancellationToken);
+            record = _current;
             if (await documents.GetAsync(_tenantId, _collection, _documentId, cancellationToken) is null)
             {
                 // Deleted while we worked: take back what we wrote.
@@ -161,7 +172,11 @@ public sealed class DocumentGrain(
             }
 
             await documents.UpsertAsync(_tenantId, _collection,
-                record with { Status = DocumentStatus.Indexed, ChunkCount = chunkCount, UpdatedAt = clock.GetUtcNow() }, cancellationToken);
+                record with
+                {
+                    Status = DocumentStatus.Indexed, ChunkCount = chunkCount, Step = DocumentStep.Indexed, ProgressPercent = 100,
+                    UpdatedAt = clock.GetUtcNow(),
+                }, cancellationToken);
             _reservedVectors = 0;
             await Quota.EndIngestion(this.GetPrimaryKeyString());
             logger.LogInformation("Document {DocumentId} of {TenantId}/{Collection} indexed: {Chunks} chunks in {ElapsedMs:F0} ms",
@@ -173,11 +188,12 @@ public sealed class DocumentGrain(
         {
             await ReleaseReservedVectorsAsync();
             // The content itself is the problem: retrying cannot help.
-            await FailAsync(record, ex.Message, cancellationToken);
+            await FailAsync(_current ?? record, ex.Message, cancellationToken);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             await ReleaseReservedVectorsAsync();
+            record = _current ?? record;
             if (attempt >= options.Value.IngestionMaxAttempts)
             {
                 await FailAsync(record, $"Ingestion failed after {attempt} attempts: {ex.Message}", cancellationToken);
@@ -198,14 +214,26 @@ public sealed class DocumentGrain(
     private async Task<int> IngestAsync(DocumentInfo record, CancellationToken cancellationToken)
     {
         var settings = await Collection.GetSettings();
+        if (record.SizeBytes > Array.MaxLength)
+        {
+            // Uploads stream through at any size, but parsers read the whole content: no attempt could succeed.
+            throw new RagException(RagErrorKind.Unprocessable,
+                $"The document is {record.SizeBytes} bytes; documents are parsed in memory, which allows at most {Array.MaxLength} bytes.");
+        }
+
         var content = await blobs.GetAsync(RagStorage.DocumentBlobKey(_tenantId, _collection, _documentId), cancellationToken)
             ?? throw new RagException(RagErrorKind.Unprocessable, "The uploaded content is missing from storage.");
-        var prepared = processor.Prepare(content, record.SourceType, record.FileName, record.Title, settings);
+        var parsed = processor.Parse(content, record.SourceType, record.FileName);
+        await ProgressAsync(DocumentStep.Parsed, null, cancellationToken);
+        var prepared = processor.Chunk(parsed, record.Title, settings);
+        await ProgressAsync(DocumentStep.Chunked, 0, cancellationToken);
+
         // Reserve the vectors before the expensive part; a refusal fails the document with the quota's message.
         await Quota.ReserveVectors(prepared.Chunks.Count, settings.Model);
         _reservedVectors = prepared.Chunks.Count;
         var embedder = GrainFactory.GetGrain<IEmbedderGrain>(0);
         var chunks = new List<ChunkInput>(prepared.Chunks.Count);
+        var reported = 0;
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         using (RagActivity.Start("rag.ingest.embed"))
         {
@@ -218,10 +246,20 @@ public sealed class DocumentGrain(
                     var c = batch[i];
                     chunks.Add(new ChunkInput(c.Ordinal, c.Text, c.Start, c.End, c.Section, c.Page, vectors[i]));
                 }
+
+                // Large documents report embedding progress in steps of ProgressStep percent: enough to see movement,
+                // few enough writes that progress never costs more than the work it reports.
+                var percent = EmbeddingPercent(chunks.Count, prepared.Chunks.Count);
+                if (percent - reported >= ProgressStep && chunks.Count < prepared.Chunks.Count)
+                {
+                    reported = percent;
+                    await ProgressAsync(DocumentStep.Chunked, percent, cancellationToken);
+                }
             }
         }
 
         metrics.IngestionStep("embed", RagMetrics.Since(started));
+        await ProgressAsync(DocumentStep.Embedded, 100, cancellationToken);
         started = System.Diagnostics.Stopwatch.GetTimestamp();
         using (RagActivity.Start("rag.ingest.index"))
         {
@@ -230,6 +268,21 @@ public sealed class DocumentGrain(
 
         metrics.IngestionStep("index", RagMetrics.Since(started));
         return chunks.Count;
+    }
+
+    /// <summary>Share of chunks embedded, in whole percent, rounded down so 100 means all of them.</summary>
+    internal static int EmbeddingPercent(int embedded, int total) => total == 0 ? 100 : (int)(embedded * 100L / total);
+
+    private async Task ProgressAsync(DocumentStep step, int? percent, CancellationToken cancellationToken)
+    {
+        _current = _current! with { Step = step, ProgressPercent = percent, UpdatedAt = clock.GetUtcNow() };
+
+        // An upsert would bring back a record deleted meanwhile (its collection dropped); the caller notices the
+        // deletion after indexing and takes back what it wrote.
+        if (await documents.GetAsync(_tenantId, _collection, _documentId, cancellationToken) is not null)
+        {
+            await documents.UpsertAsync(_tenantId, _collection, _current, cancellationToken);
+        }
     }
 
     private async Task FailAsync(DocumentInfo record, string error, CancellationToken cancellationToken)

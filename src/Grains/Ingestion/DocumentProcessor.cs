@@ -22,7 +22,11 @@ public sealed class DocumentProcessor(IEmbeddingService embeddings, RagMetrics? 
 
     private static readonly DocumentParsers Parsers = new();
 
-    public PreparedDocument Prepare(byte[] content, string sourceType, string? fileName, string? title, CollectionSettings settings)
+    public PreparedDocument Prepare(byte[] content, string sourceType, string? fileName, string? title, CollectionSettings settings) =>
+        Chunk(Parse(content, sourceType, fileName), title, settings);
+
+    /// <summary>Extracts the text; a permanent <see cref="RagException"/> when the content cannot yield any.</summary>
+    public ParsedDocument Parse(byte[] content, string sourceType, string? fileName)
     {
         ParsedDocument parsed;
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -42,13 +46,19 @@ public sealed class DocumentProcessor(IEmbeddingService embeddings, RagMetrics? 
         }
 
         metrics?.IngestionStep("parse", RagMetrics.Since(started));
-        started = System.Diagnostics.Stopwatch.GetTimestamp();
-        using var chunking = RagActivity.Start("rag.ingest.chunk");
         if (string.IsNullOrWhiteSpace(parsed.Text))
         {
             throw new RagException(RagErrorKind.Unprocessable, "The document contains no text.");
         }
 
+        return parsed;
+    }
+
+    /// <summary>Splits parsed text into chunks with their embedding prefixes.</summary>
+    public PreparedDocument Chunk(ParsedDocument parsed, string? title, CollectionSettings settings)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        using var chunking = RagActivity.Start("rag.ingest.chunk");
         var tokens = embeddings.Tokenizer;
         var maxTokens = embeddings.MaxTokens - 2 - PrefixBudget;
         var chunker = new TextChunker(tokens, new ChunkingOptions

@@ -55,9 +55,55 @@ public sealed class FileBlobStore(string root) : IBlobStore
         return File.Exists(path) ? await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false) : null;
     }
 
+    public async Task<long> PutStreamAsync(string key, Stream content, CancellationToken cancellationToken = default)
+    {
+        long length = 0;
+        await KeyPaths.WriteAtomicAsync(KeyPaths.Combine(root, key) + ".blob", async (s, ct) =>
+        {
+            await content.CopyToAsync(s, 1 << 16, ct).ConfigureAwait(false);
+            length = s.Length;
+        }, cancellationToken).ConfigureAwait(false);
+        return length;
+    }
+
+    public Task<Stream?> OpenReadAsync(string key, CancellationToken cancellationToken = default)
+    {
+        var path = KeyPaths.Combine(root, key) + ".blob";
+        try
+        {
+            return Task.FromResult<Stream?>(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan));
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return Task.FromResult<Stream?>(null);
+        }
+    }
+
+    public Task<bool> MoveAsync(string from, string to, CancellationToken cancellationToken = default)
+    {
+        var source = KeyPaths.Combine(root, from) + ".blob";
+        var target = KeyPaths.Combine(root, to) + ".blob";
+        if (!File.Exists(source))
+        {
+            return Task.FromResult(false);
+        }
+
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        File.Move(source, target, overwrite: true);
+        return Task.FromResult(true);
+    }
+
     public Task DeleteAsync(string key, CancellationToken cancellationToken = default)
     {
-        File.Delete(KeyPaths.Combine(root, key) + ".blob");
+        try
+        {
+            File.Delete(KeyPaths.Combine(root, key) + ".blob");
+        }
+        catch (DirectoryNotFoundException)
+        {
+            // Nothing was ever stored under the key's folder.
+        }
+
         return Task.CompletedTask;
     }
 

@@ -8,7 +8,7 @@ namespace RagOrleans.Grains.Storage;
 /// </summary>
 public sealed class SqliteDatabase
 {
-    private const int SchemaVersion = 1;
+    private const int SchemaVersion = 2;
     private readonly string _connectionString;
 
     public SqliteDatabase(string path)
@@ -87,12 +87,33 @@ public sealed class SqliteDatabase
                 PRIMARY KEY (tenant, user_id, conversation, seq)) WITHOUT ROWID;
             """;
         command.ExecuteNonQuery();
-        command.CommandText = "SELECT COUNT(*) FROM schema_version";
+
+        // Version 2: pipeline step and progress, status and content-hash lookups, idempotency keys. Columns are
+        // added only when missing, so a version-1 file upgrades in place.
+        command.CommandText = "SELECT COUNT(*) FROM pragma_table_info('documents') WHERE name = 'step'";
         if (Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
         {
-            command.CommandText = $"INSERT INTO schema_version (version) VALUES ({SchemaVersion})";
+            command.CommandText = """
+                ALTER TABLE documents ADD COLUMN step INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE documents ADD COLUMN progress INTEGER;
+                """;
             command.ExecuteNonQuery();
         }
+
+        command.CommandText = """
+            CREATE INDEX IF NOT EXISTS documents_status ON documents (tenant, collection, status, id);
+            CREATE INDEX IF NOT EXISTS documents_hash ON documents (tenant, collection, content_hash);
+            CREATE TABLE IF NOT EXISTS idempotency_keys (
+                tenant TEXT NOT NULL, key_hash TEXT NOT NULL, fingerprint TEXT NOT NULL,
+                status_code INTEGER NOT NULL, location TEXT, body TEXT NOT NULL,
+                created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+                PRIMARY KEY (tenant, key_hash)) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS idempotency_keys_expiry ON idempotency_keys (expires_at);
+            """;
+        command.ExecuteNonQuery();
+        command.CommandText = "DELETE FROM schema_version; INSERT INTO schema_version (version) VALUES ($v)";
+        command.Parameters.AddWithValue("$v", SchemaVersion);
+        command.ExecuteNonQuery();
 
         tx.Commit();
     }

@@ -6,7 +6,7 @@ namespace RagOrleans.Grains.Storage;
 /// <summary>The document registry in the embedded SQLite file.</summary>
 public sealed class SqliteDocumentStore(SqliteDatabase database) : IDocumentStore
 {
-    private const string Columns = "id, title, status, chunk_count, error, source_type, file_name, size_bytes, content_hash, metadata, created_at, updated_at, attempts";
+    private const string Columns = "id, title, status, chunk_count, error, source_type, file_name, size_bytes, content_hash, metadata, created_at, updated_at, attempts, step, progress";
 
     public async Task UpsertAsync(string tenantId, string collection, DocumentInfo d, CancellationToken cancellationToken = default)
     {
@@ -14,7 +14,7 @@ public sealed class SqliteDocumentStore(SqliteDatabase database) : IDocumentStor
         await using var command = connection.CreateCommand();
         command.CommandText = $"""
             INSERT OR REPLACE INTO documents (tenant, collection, {Columns})
-            VALUES ($t, $c, $id, $title, $status, $chunks, $error, $type, $file, $size, $hash, $meta, $created, $updated, $attempts)
+            VALUES ($t, $c, $id, $title, $status, $chunks, $error, $type, $file, $size, $hash, $meta, $created, $updated, $attempts, $step, $progress)
             """;
         command.Parameters.AddWithValue("$t", tenantId);
         command.Parameters.AddWithValue("$c", collection);
@@ -31,6 +31,8 @@ public sealed class SqliteDocumentStore(SqliteDatabase database) : IDocumentStor
         command.Parameters.AddWithValue("$created", d.CreatedAt.ToUnixTimeMilliseconds());
         command.Parameters.AddWithValue("$updated", d.UpdatedAt.ToUnixTimeMilliseconds());
         command.Parameters.AddWithValue("$attempts", d.Attempts);
+        command.Parameters.AddWithValue("$step", (int)d.Step);
+        command.Parameters.AddWithValue("$progress", (object?)d.ProgressPercent ?? DBNull.Value);
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -46,11 +48,15 @@ public sealed class SqliteDocumentStore(SqliteDatabase database) : IDocumentStor
         return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? Read(reader) : null;
     }
 
-    public async Task<IReadOnlyList<DocumentInfo>> ListAsync(string tenantId, string collection, string? afterId, int limit, CancellationToken cancellationToken = default)
+    public async Task<IReadOnlyList<DocumentInfo>> ListAsync(
+        string tenantId, string collection, string? afterId, int limit, DocumentStatus? status = null, CancellationToken cancellationToken = default)
     {
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT {Columns} FROM documents WHERE tenant = $t AND collection = $c AND id > $after ORDER BY id LIMIT $limit";
+        command.CommandText = status is null
+            ? $"SELECT {Columns} FROM documents WHERE tenant = $t AND collection = $c AND id > $after ORDER BY id LIMIT $limit"
+            : $"SELECT {Columns} FROM documents WHERE tenant = $t AND collection = $c AND status = $status AND id > $after ORDER BY id LIMIT $limit";
+        command.Parameters.AddWithValue("$status", (int)(status ?? 0));
         command.Parameters.AddWithValue("$t", tenantId);
         command.Parameters.AddWithValue("$c", collection);
         command.Parameters.AddWithValue("$after", afterId ?? "");
@@ -63,6 +69,18 @@ public sealed class SqliteDocumentStore(SqliteDatabase database) : IDocumentStor
         }
 
         return result;
+    }
+
+    public async Task<DocumentInfo?> FindByHashAsync(string tenantId, string collection, string contentHash, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT {Columns} FROM documents WHERE tenant = $t AND collection = $c AND content_hash = $h ORDER BY created_at, id LIMIT 1";
+        command.Parameters.AddWithValue("$t", tenantId);
+        command.Parameters.AddWithValue("$c", collection);
+        command.Parameters.AddWithValue("$h", contentHash);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? Read(reader) : null;
     }
 
     public async Task<bool> DeleteAsync(string tenantId, string collection, string documentId, CancellationToken cancellationToken = default)
@@ -127,5 +145,7 @@ public sealed class SqliteDocumentStore(SqliteDatabase database) : IDocumentStor
         r.IsDBNull(9) ? null : r.GetString(9),
         DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(10)),
         DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(11)),
-        r.GetInt32(12));
+        r.GetInt32(12),
+        (DocumentStep)r.GetInt32(13),
+        r.IsDBNull(14) ? null : r.GetInt32(14));
 }

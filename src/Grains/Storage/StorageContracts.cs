@@ -83,6 +83,18 @@ public interface IBlobStore
     /// <summary>The content, or null if absent.</summary>
     Task<byte[]?> GetAsync(string key, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Stores everything <paramref name="content"/> yields under <paramref name="key"/>, reading it in bounded slices
+    /// (never the whole content in memory); the blob replaces any previous one only once complete. Returns its length.
+    /// </summary>
+    Task<long> PutStreamAsync(string key, Stream content, CancellationToken cancellationToken = default);
+
+    /// <summary>The content for sequential reading, or null if absent.</summary>
+    Task<Stream?> OpenReadAsync(string key, CancellationToken cancellationToken = default);
+
+    /// <summary>Renames a blob, replacing any blob at <paramref name="to"/>; false if <paramref name="from"/> is absent.</summary>
+    Task<bool> MoveAsync(string from, string to, CancellationToken cancellationToken = default);
+
     /// <summary>Removes one blob.</summary>
     Task DeleteAsync(string key, CancellationToken cancellationToken = default);
 
@@ -99,8 +111,12 @@ public interface IDocumentStore
     /// <summary>One record, or null.</summary>
     Task<DocumentInfo?> GetAsync(string tenantId, string collection, string documentId, CancellationToken cancellationToken = default);
 
-    /// <summary>Records in id order after <paramref name="afterId"/>.</summary>
-    Task<IReadOnlyList<DocumentInfo>> ListAsync(string tenantId, string collection, string? afterId, int limit, CancellationToken cancellationToken = default);
+    /// <summary>Records in id order after <paramref name="afterId"/>, only those in <paramref name="status"/> when given.</summary>
+    Task<IReadOnlyList<DocumentInfo>> ListAsync(
+        string tenantId, string collection, string? afterId, int limit, DocumentStatus? status = null, CancellationToken cancellationToken = default);
+
+    /// <summary>The oldest record of the collection whose content has this SHA-256 (hex), or null.</summary>
+    Task<DocumentInfo?> FindByHashAsync(string tenantId, string collection, string contentHash, CancellationToken cancellationToken = default);
 
     /// <summary>Removes a record; false if it was absent.</summary>
     Task<bool> DeleteAsync(string tenantId, string collection, string documentId, CancellationToken cancellationToken = default);
@@ -125,5 +141,25 @@ public interface IConversationStore
     Task<IReadOnlyList<ChatTurn>> GetAsync(string tenantId, string userId, string conversationId, CancellationToken cancellationToken = default);
 
     /// <summary>Removes every conversation of a tenant.</summary>
+    Task DeleteTenantAsync(string tenantId, CancellationToken cancellationToken = default);
+}
+
+/// <summary>The first response to a request that carried an <c>Idempotency-Key</c>, kept until it expires.</summary>
+/// <param name="Fingerprint">Hash of what the request asked for: a reused key with another fingerprint is refused.</param>
+public sealed record IdempotencyRecord(string Fingerprint, int StatusCode, string? Location, string Body, DateTimeOffset CreatedAt, DateTimeOffset ExpiresAt);
+
+/// <summary>Durable idempotency keys, per tenant; keys are stored hashed.</summary>
+public interface IIdempotencyStore
+{
+    /// <summary>The record of a key unless absent or expired at <paramref name="now"/>.</summary>
+    Task<IdempotencyRecord?> GetAsync(string tenantId, string keyHash, DateTimeOffset now, CancellationToken cancellationToken = default);
+
+    /// <summary>Stores (or replaces an expired) record of a key.</summary>
+    Task SaveAsync(string tenantId, string keyHash, IdempotencyRecord record, CancellationToken cancellationToken = default);
+
+    /// <summary>Removes the records expired at <paramref name="now"/>; returns how many.</summary>
+    Task<int> PurgeExpiredAsync(DateTimeOffset now, CancellationToken cancellationToken = default);
+
+    /// <summary>Removes every record of a tenant.</summary>
     Task DeleteTenantAsync(string tenantId, CancellationToken cancellationToken = default);
 }

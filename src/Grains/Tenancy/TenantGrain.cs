@@ -29,6 +29,7 @@ public sealed class TenantState
 public sealed class TenantGrain(
     [PersistentState("tenant", RagStorage.GrainStateProvider)] IPersistentState<TenantState> state,
     IConversationStore conversations,
+    IIdempotencyStore idempotencyKeys,
     TimeProvider clock,
     RagMetrics metrics,
     ILogger<TenantGrain> logger) : Grain, ITenantGrain
@@ -74,6 +75,7 @@ public sealed class TenantGrain(
 
         await conversations.DeleteTenantAsync(TenantId);
         await GrainFactory.GetGrain<IQuotaGrain>(TenantId).Clear();
+        await idempotencyKeys.DeleteTenantAsync(TenantId);
         await GrainFactory.GetGrain<ITenantDirectoryGrain>(ITenantDirectoryGrain.Key).Unregister(TenantId);
         await state.ClearStateAsync();
         state.State = new TenantState();

@@ -6,19 +6,20 @@ namespace RagOrleans.Grains.Storage.Postgres;
 /// <summary>The document registry in PostgreSQL (cluster mode).</summary>
 public sealed class PostgresDocumentStore(NpgsqlDataSource dataSource) : IDocumentStore
 {
-    private const string Columns = "id, title, status, chunk_count, error, source_type, file_name, size_bytes, content_hash, metadata, created_at, updated_at, attempts";
+    private const string Columns = "id, title, status, chunk_count, error, source_type, file_name, size_bytes, content_hash, metadata, created_at, updated_at, attempts, step, progress";
 
     /// <inheritdoc />
     public async Task UpsertAsync(string tenantId, string collection, DocumentInfo document, CancellationToken cancellationToken = default)
     {
         await using var command = dataSource.CreateCommand($"""
             INSERT INTO documents (tenant, collection, {Columns})
-            VALUES (@t, @c, @id, @title, @status, @chunks, @error, @type, @file, @size, @hash, @meta, @created, @updated, @attempts)
+            VALUES (@t, @c, @id, @title, @status, @chunks, @error, @type, @file, @size, @hash, @meta, @created, @updated, @attempts, @step, @progress)
             ON CONFLICT (tenant, collection, id) DO UPDATE SET
                 title = EXCLUDED.title, status = EXCLUDED.status, chunk_count = EXCLUDED.chunk_count, error = EXCLUDED.error,
                 source_type = EXCLUDED.source_type, file_name = EXCLUDED.file_name, size_bytes = EXCLUDED.size_bytes,
                 content_hash = EXCLUDED.content_hash, metadata = EXCLUDED.metadata, created_at = EXCLUDED.created_at,
-                updated_at = EXCLUDED.updated_at, attempts = EXCLUDED.attempts
+                updated_at = EXCLUDED.updated_at, attempts = EXCLUDED.attempts,
+                step = EXCLUDED.step, progress = EXCLUDED.progress
             """);
         var p = command.Parameters;
         p.AddWithValue("t", tenantId);
@@ -37,6 +38,8 @@ public sealed class PostgresDocumentStore(NpgsqlDataSource dataSource) : IDocume
         p.AddWithValue("created", document.CreatedAt.ToUniversalTime());
         p.AddWithValue("updated", document.UpdatedAt.ToUniversalTime());
         p.AddWithValue("attempts", document.Attempts);
+        p.AddWithValue("step", (int)document.Step);
+        p.Add(new NpgsqlParameter<int?>("progress", NpgsqlTypes.NpgsqlDbType.Integer) { TypedValue = document.ProgressPercent });
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -52,10 +55,13 @@ public sealed class PostgresDocumentStore(NpgsqlDataSource dataSource) : IDocume
     }
 
     /// <inheritdoc />
-    public async Task<IReadOnlyList<DocumentInfo>> ListAsync(string tenantId, string collection, string? afterId, int limit, CancellationToken cancellationToken = default)
+    public async Task<IReadOnlyList<DocumentInfo>> ListAsync(
+        string tenantId, string collection, string? afterId, int limit, DocumentStatus? status = null, CancellationToken cancellationToken = default)
     {
-        await using var command = dataSource.CreateCommand(
-            $"SELECT {Columns} FROM documents WHERE tenant = @t AND collection = @c AND id > @after ORDER BY id LIMIT @limit");
+        await using var command = dataSource.CreateCommand(status is null
+            ? $"SELECT {Columns} FROM documents WHERE tenant = @t AND collection = @c AND id > @after ORDER BY id LIMIT @limit"
+            : $"SELECT {Columns} FROM documents WHERE tenant = @t AND collection = @c AND status = @status AND id > @after ORDER BY id LIMIT @limit");
+        command.Parameters.AddWithValue("status", (int)(status ?? 0));
         command.Parameters.AddWithValue("t", tenantId);
         command.Parameters.AddWithValue("c", collection);
         command.Parameters.AddWithValue("after", afterId ?? "");
@@ -68,6 +74,18 @@ public sealed class PostgresDocumentStore(NpgsqlDataSource dataSource) : IDocume
         }
 
         return result;
+    }
+
+    /// <inheritdoc />
+    public async Task<DocumentInfo?> FindByHashAsync(string tenantId, string collection, string contentHash, CancellationToken cancellationToken = default)
+    {
+        await using var command = dataSource.CreateCommand(
+            $"SELECT {Columns} FROM documents WHERE tenant = @t AND collection = @c AND content_hash = @h ORDER BY created_at, id LIMIT 1");
+        command.Parameters.AddWithValue("t", tenantId);
+        command.Parameters.AddWithValue("c", collection);
+        command.Parameters.AddWithValue("h", contentHash);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? Read(reader) : null;
     }
 
     /// <inheritdoc />
@@ -129,5 +147,7 @@ public sealed class PostgresDocumentStore(NpgsqlDataSource dataSource) : IDocume
         r.IsDBNull(9) ? null : r.GetString(9),
         r.GetFieldValue<DateTimeOffset>(10),
         r.GetFieldValue<DateTimeOffset>(11),
-        r.GetInt32(12));
+        r.GetInt32(12),
+        (DocumentStep)r.GetInt32(13),
+        r.IsDBNull(14) ? null : r.GetInt32(14));
 }

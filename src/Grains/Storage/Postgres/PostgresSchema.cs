@@ -18,7 +18,7 @@ public sealed record PostgresMigration(int Version, string Description, Func<Npg
 public sealed class PostgresSchema(NpgsqlDataSource dataSource, ILogger<PostgresSchema> logger)
 {
     /// <summary>The newest schema version this build knows.</summary>
-    public const int CurrentVersion = 2;
+    public const int CurrentVersion = 3;
 
     // Arbitrary but fixed: the key every RagOrleans process locks on while migrating.
     private const long AdvisoryLockKey = 0x5241_474F_524C_0001;
@@ -27,7 +27,8 @@ public sealed class PostgresSchema(NpgsqlDataSource dataSource, ILogger<Postgres
     public static IReadOnlyList<PostgresMigration> Migrations { get; } =
     [
         new(1, "Orleans clustering and reminders contract; documents, chunk log, snapshots, blobs, conversations", ApplyV1Async),
-        new(2, "Usage ledger: one row per tenant, day, model, kind and user", ApplyV2Async),
+        new(2, "Ingestion: document step and progress, status and content-hash indexes, idempotency keys, segmented blobs", ApplyV2Async),
+        new(3, "Usage ledger: one row per tenant, day, model, kind and user", ApplyV3Async),
     ];
 
     /// <summary>Applies the missing versions and returns how many it applied (0 when already current).</summary>
@@ -99,6 +100,41 @@ public sealed class PostgresSchema(NpgsqlDataSource dataSource, ILogger<Postgres
     }
 
     private static async Task ApplyV2Async(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken cancellationToken)
+    {
+        await using var ddl = new NpgsqlCommand(
+            """
+            ALTER TABLE documents ADD COLUMN step integer NOT NULL DEFAULT 0, ADD COLUMN progress integer;
+            -- The dead-letter view (?status=failed) pages in id order within one status.
+            CREATE INDEX documents_status ON documents (tenant, collection, status, id);
+            -- Uploads without an id are deduplicated by content.
+            CREATE INDEX documents_hash ON documents (tenant, collection, content_hash);
+            -- First responses of POSTs carrying an Idempotency-Key, per tenant, until they expire.
+            CREATE TABLE idempotency_keys (
+                tenant      text COLLATE "C" NOT NULL,
+                key_hash    text COLLATE "C" NOT NULL,
+                fingerprint text        NOT NULL,
+                status_code integer     NOT NULL,
+                location    text,
+                body        text        NOT NULL,
+                created_at  timestamptz NOT NULL,
+                expires_at  timestamptz NOT NULL,
+                PRIMARY KEY (tenant, key_hash)
+            );
+            CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
+            -- Blobs of any size, streamed in 1 MiB rows (see PostgresBlobStore for why not a shared volume).
+            CREATE TABLE blob_segments (
+                key  text COLLATE "C" NOT NULL,
+                seq  integer NOT NULL,
+                data bytea   NOT NULL,
+                PRIMARY KEY (key, seq)
+            );
+            -- Uploads are mostly compressed already (PDF, DOCX): do not spend CPU compressing them again.
+            ALTER TABLE blob_segments ALTER COLUMN data SET STORAGE EXTERNAL;
+            """, connection, tx);
+        await ddl.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task ApplyV3Async(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken cancellationToken)
     {
         await using var ddl = new NpgsqlCommand(
             """

@@ -1,0 +1,98 @@
+using Microsoft.Data.Sqlite;
+using RagOrleans.Abstractions;
+using RagOrleans.Grains.Storage;
+using Xunit;
+
+namespace RagOrleans.Unit.Tests.Storage;
+
+public sealed class IngestionStoresTests
+{
+    private readonly string _path = System.IO.Path.Combine(TestData.NewTempDir("sqlite-ingest"), "rag.db");
+
+    [Fact]
+    public async Task Documents_filter_by_status_with_paging_find_by_hash_and_keep_step_and_progress()
+    {
+        var store = new SqliteDocumentStore(new SqliteDatabase(_path));
+        var t0 = DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_000);
+        DocumentInfo Doc(string id, DocumentStatus status, string hash, int minutes) =>
+            new(id, null, status, 0, null, "text", null, 10, hash, null, t0.AddMinutes(minutes), t0, 0);
+        await store.UpsertAsync("t", "c", Doc("a", DocumentStatus.Failed, "h1", 3));
+        await store.UpsertAsync("t", "c", Doc("b", DocumentStatus.Indexed, "h2", 2) with { Step = DocumentStep.Indexed, ProgressPercent = 100 });
+        await store.UpsertAsync("t", "c", Doc("c", DocumentStatus.Failed, "h2", 1) with { Step = DocumentStep.Chunked, ProgressPercent = 40 });
+        await store.UpsertAsync("t", "c", Doc("d", DocumentStatus.Failed, "h3", 0));
+        await store.UpsertAsync("t", "other", Doc("e", DocumentStatus.Failed, "h1", 0));
+
+        Assert.Equal(["a", "c"], (await store.ListAsync("t", "c", null, 2, DocumentStatus.Failed)).Select(d => d.Id));
+        Assert.Equal(["d"], (await store.ListAsync("t", "c", "c", 2, DocumentStatus.Failed)).Select(d => d.Id));
+        Assert.Equal(["b"], (await store.ListAsync("t", "c", null, 10, DocumentStatus.Indexed)).Select(d => d.Id));
+        Assert.Empty(await store.ListAsync("t", "c", null, 10, DocumentStatus.Queued));
+        Assert.Equal(4, (await store.ListAsync("t", "c", null, 10)).Count);
+
+        // The oldest document with the content wins; other collections do not count.
+        Assert.Equal("c", (await store.FindByHashAsync("t", "c", "h2"))!.Id);
+        Assert.Equal("a", (await store.FindByHashAsync("t", "c", "h1"))!.Id);
+        Assert.Null(await store.FindByHashAsync("t", "c", "h9"));
+
+        var c = (await store.GetAsync("t", "c", "c"))!;
+        Assert.Equal((DocumentStep.Chunked, 40), (c.Step, c.ProgressPercent));
+        var a = (await store.GetAsync("t", "c", "a"))!;
+        Assert.Equal((DocumentStep.Received, (int?)null), (a.Step, a.ProgressPercent));
+    }
+
+    [Fact]
+    public async Task A_version_1_database_gains_the_new_columns_and_keeps_its_rows()
+    {
+        // The version-1 documents table as the previous build created it, with one row.
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(_path)!);
+        await using (var connection = new SqliteConnection($"Data Source={_path}"))
+        {
+            await connection.OpenAsync();
+            await using var command = connection.CreateCommand();
+            command.CommandText = """
+                CREATE TABLE schema_version (version INTEGER NOT NULL);
+                INSERT INTO schema_version VALUES (1);
+                CREATE TABLE documents (
+                    tenant TEXT NOT NULL, collection TEXT NOT NULL, id TEXT NOT NULL,
+                    title TEXT, status INTEGER NOT NULL, chunk_count INTEGER NOT NULL, error TEXT,
+                    source_type TEXT NOT NULL, file_name TEXT, size_bytes INTEGER NOT NULL, content_hash TEXT NOT NULL,
+                    metadata TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, attempts INTEGER NOT NULL,
+                    PRIMARY KEY (tenant, collection, id)) WITHOUT ROWID;
+                INSERT INTO documents VALUES ('t', 'c', 'old', NULL, 2, 5, NULL, 'text', NULL, 10, 'h', NULL, 0, 0, 1);
+                """;
+            await command.ExecuteNonQueryAsync();
+        }
+
+        SqliteConnection.ClearAllPools();
+        var store = new SqliteDocumentStore(new SqliteDatabase(_path));
+        var old = (await store.GetAsync("t", "c", "old"))!;
+        Assert.Equal((DocumentStatus.Indexed, 5, DocumentStep.Received, (int?)null), (old.Status, old.ChunkCount, old.Step, old.ProgressPercent));
+        await store.UpsertAsync("t", "c", old with { Step = DocumentStep.Indexed, ProgressPercent = 100 });
+        Assert.Equal(DocumentStep.Indexed, (await store.GetAsync("t", "c", "old"))!.Step);
+
+        // Opening again is a no-op.
+        _ = new SqliteDatabase(_path);
+        Assert.Single(await store.ListAsync("t", "c", null, 10));
+    }
+
+    [Fact]
+    public async Task Idempotency_keys_expire_are_purged_and_go_with_their_tenant()
+    {
+        var store = new SqliteIdempotencyStore(new SqliteDatabase(_path));
+        var now = DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_000);
+        var record = new IdempotencyRecord("fp", 202, "/v1/x", "{\"id\":\"x\"}", now, now.AddHours(24));
+        await store.SaveAsync("t", "k1", record);
+        await store.SaveAsync("t", "k2", record with { ExpiresAt = now.AddMinutes(1) });
+        await store.SaveAsync("u", "k1", record with { Fingerprint = "other" });
+
+        Assert.Equal(record, await store.GetAsync("t", "k1", now));
+        Assert.Equal("other", (await store.GetAsync("u", "k1", now))!.Fingerprint);
+        Assert.NotNull(await store.GetAsync("t", "k2", now));
+        Assert.Null(await store.GetAsync("t", "k2", now.AddMinutes(1)));
+
+        Assert.Equal(1, await store.PurgeExpiredAsync(now.AddHours(1)));
+        Assert.Null(await store.GetAsync("t", "k2", now));
+        await store.DeleteTenantAsync("t");
+        Assert.Null(await store.GetAsync("t", "k1", now));
+        Assert.NotNull(await store.GetAsync("u", "k1", now));
+    }
+}
