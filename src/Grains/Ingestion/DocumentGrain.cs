@@ -136,7 +136,7 @@ public sealed class DocumentGrain(
             return;
         }
 
-        using var slot = await throttle.AcquireAsync(cancellationToken);
+        using var slot = await throttle.AcquireAsync(_tenantId, cancellationToken);
         record = await documents.GetAsync(_tenantId, _collection, _documentId, cancellationToken);
         if (record is null || record.Status is DocumentStatus.Indexed or DocumentStatus.Failed)
         {
