@@ -115,29 +115,32 @@ public static class DocumentsApi
     private static async Task<AddOutcome> AddAsync(
         string name, ICollectionGrain collection, DocumentUpload upload, HttpContext http, bool? wait, int? timeoutSeconds)
     {
-        var added = await collection.AddDocument(upload);
+        // Safe to repeat when the cluster refused the call: a second attempt after a first that got through finds
+        // the same content and answers as a duplicate of it.
+        var added = await TransientRetry.ReadAsync(() => collection.AddDocument(upload), http.RequestAborted);
         var info = added.Document;
         var location = $"/v1/collections/{name}/documents/{info.Id}";
-        if (added.Duplicate)
-        {
-            // The content is already here: 200 with the existing document (duplicate: true), nothing new queued.
-            return new AddOutcome(StatusCodes.Status200OK, location, DocumentResponse.From(info, duplicate: true));
-        }
-
         if (wait == true)
         {
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(Math.Clamp(timeoutSeconds ?? 600, 1, 3600));
             while (info.Status is DocumentStatus.Queued or DocumentStatus.Processing && DateTime.UtcNow < deadline)
             {
                 var slice = deadline - DateTime.UtcNow;
-                info = await collection.WaitForDocument(info.Id, slice < WaitSlice ? slice : WaitSlice);
+                var id = info.Id;
+                info = await TransientRetry.ReadAsync(() => collection.WaitForDocument(id, slice < WaitSlice ? slice : WaitSlice), http.RequestAborted);
                 http.RequestAborted.ThrowIfCancellationRequested();
             }
+        }
 
-            if (info.Status is DocumentStatus.Indexed or DocumentStatus.Failed)
-            {
-                return new AddOutcome(StatusCodes.Status200OK, null, DocumentResponse.From(info));
-            }
+        if (added.Duplicate)
+        {
+            // The content is already here: 200 with the existing document (duplicate: true), nothing new queued.
+            return new AddOutcome(StatusCodes.Status200OK, location, DocumentResponse.From(info, duplicate: true));
+        }
+
+        if (info.Status is DocumentStatus.Indexed or DocumentStatus.Failed && wait == true)
+        {
+            return new AddOutcome(StatusCodes.Status200OK, null, DocumentResponse.From(info));
         }
 
         return new AddOutcome(StatusCodes.Status202Accepted, location, DocumentResponse.From(info));

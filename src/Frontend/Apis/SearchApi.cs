@@ -32,7 +32,8 @@ public static class SearchApi
             throw RagException.Invalid("lambda applies only with \"rerank\": \"mmr\".");
         }
 
-        var hits = await CollectionsApi.Collection(grains, http, name).Search(search);
+        var collection = CollectionsApi.Collection(grains, http, name);
+        var hits = await TransientRetry.ReadAsync(() => collection.Search(search), http.RequestAborted);
         return TypedResults.Ok(new SearchResponse(hits.Select(SearchResult.From).ToList()));
     }
 

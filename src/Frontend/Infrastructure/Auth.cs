@@ -83,7 +83,8 @@ public sealed class AuthenticationMiddleware(RequestDelegate next)
             }
             else if (ApiKeyFormat.TryParse(key, out var tenantId, out var keyId, out var secret))
             {
-                var found = await grains.GetGrain<ITenantGrain>(tenantId).Authenticate(keyId, secret);
+                var tenant = grains.GetGrain<ITenantGrain>(tenantId);
+                var found = await TransientRetry.ReadAsync(() => tenant.Authenticate(keyId, secret), context.RequestAborted);
                 if (found is not null)
                 {
                     principal = new RagPrincipal(found.Role, found.TenantId, found.UserId, found.KeyId);
