@@ -1,3 +1,4 @@
+using Orleans.Dashboard;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -49,6 +50,13 @@ app.UseExceptionHandler();
 app.UseStatusCodePages();
 app.UseMiddleware<AuthenticationMiddleware>();
 app.UseMiddleware<RateLimitingMiddleware>();
+if (app.Configuration.GetValue("Rag:Dashboard", true))
+{
+    // The Orleans dashboard shows every tenant's grains: operators only.
+    app.UseWhen(c => c.Request.Path.StartsWithSegments("/dashboard"), branch => branch.Use(DashboardAccess.RequireOperatorAsync));
+    app.MapOrleansDashboard("/dashboard");
+}
+
 app.MapOpenApi();
 app.MapRagMetrics();
 app.MapHealthApi();

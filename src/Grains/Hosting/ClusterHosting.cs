@@ -1,3 +1,4 @@
+using Orleans.Dashboard;
 using System.Net;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -59,6 +60,12 @@ public static class ClusterHosting
         silo.AddActivityPropagation();
         var siloPort = configuration.GetValue("Orleans:SiloPort", 11111);
         var gatewayPort = configuration.GetValue("Orleans:GatewayPort", 30000);
+        if (configuration.GetValue("Rag:Dashboard", true))
+        {
+            // The Orleans dashboard's data (silos, grain types, call rates); frontends serve its pages to operators.
+            silo.AddDashboard();
+        }
+
         if (!IsClusterMode(configuration))
         {
             silo.UseLocalhostClustering(siloPort, gatewayPort, serviceId: ServiceId, clusterId: "embedded");
@@ -134,6 +141,10 @@ public static class ClusterHosting
             o.ConnectionString = postgres;
         });
         client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
+        if (configuration.GetValue("Rag:Dashboard", true))
+        {
+            client.AddDashboard();
+        }
 
         // A request forwarded by a gateway to a silo that then dies gets no answer until this timeout, whatever the
         // membership says: keep it short (every call a frontend makes is short; long waits are loops of short calls).
