@@ -31,8 +31,12 @@ public static class TelemetryExtensions
     /// <summary>Orleans' meter.</summary>
     public const string OrleansMeter = "Microsoft.Orleans";
 
-    /// <summary>Adds metrics, tracing and structured logging; <paramref name="serviceName"/> names the process kind.</summary>
-    public static WebApplicationBuilder AddRagTelemetry(this WebApplicationBuilder builder, string serviceName)
+    /// <summary>
+    /// Adds metrics, tracing and structured logging; <paramref name="serviceName"/> names the process kind. With
+    /// <paramref name="traceRedis"/>, Redis commands of the <c>IConnectionMultiplexer</c> the host registers (cluster
+    /// silos: grain state) become spans too.
+    /// </summary>
+    public static WebApplicationBuilder AddRagTelemetry(this WebApplicationBuilder builder, string serviceName, bool traceRedis = false)
     {
         builder.Services.AddRagMetrics();
         builder.AddRagLogging();
@@ -48,6 +52,10 @@ public static class TelemetryExtensions
                 .AddSource(OrleansSources)
                 .AddAspNetCoreInstrumentation(o => o.Filter = context => !IsOperationalPath(context.Request.Path))
                 .AddNpgsql());
+        if (traceRedis)
+        {
+            otel.WithTracing(tracing => tracing.AddRedisInstrumentation());
+        }
 
         // Only with a collector to talk to: without one, the exporter would retry into the void.
         if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))

@@ -7,7 +7,7 @@ using RagOrleans.ServiceDefaults;
 // Settings ship beside the binary; relative data paths still resolve against the working directory.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.AddRagShutdown();
-builder.AddRagTelemetry("ragorleans-silo");
+builder.AddRagTelemetry("ragorleans-silo", traceRedis: ClusterHosting.IsClusterMode(builder.Configuration));
 builder.UseOrleans(silo => silo.UseRagSilo(builder.Configuration));
 
 var app = builder.Build();

@@ -117,9 +117,17 @@ public static class ClusterHosting
             services.AddSingleton<ISnapshotStore, PostgresSnapshotStore>();
             services.AddSingleton<IBlobStore, PostgresBlobStore>();
         });
+        // One shared connection, registered so telemetry can trace its commands (and probes could reuse it).
+        silo.Services.AddSingleton<IConnectionMultiplexer>(_ =>
+        {
+            var options = ConfigurationOptions.Parse(redis);
+            options.AbortOnConnectFail = false;
+            return ConnectionMultiplexer.Connect(options);
+        });
         silo.AddRedisGrainStorage(RagStorage.GrainStateProvider, ob => ob.Configure<IServiceProvider>((o, sp) =>
         {
             o.ConfigurationOptions = ConfigurationOptions.Parse(redis);
+            o.CreateMultiplexer = _ => Task.FromResult((sp.GetRequiredService<IConnectionMultiplexer>(), IsShared: true));
             o.GrainStorageSerializer = sp.GetRequiredService<IGrainStorageSerializer>();
         }));
         return silo;
