@@ -30,43 +30,19 @@ public sealed partial class ClusterTopologyTests
     {
         await Cluster.StartAsync(silos: 3, frontends: 2);
         var clock = Stopwatch.StartNew();
-        var tenants = new List<Workload>();
+        var tenants = await StartWorkloadsAsync(["fo-a-", "fo-b-"], clock);
         using var disposeWorkloads = new Disposables(tenants);
-        foreach (var name in new[] { "fo-a-", "fo-b-" })
-        {
-            var id = name + Suffix();
-            var adminKey = await Cluster.Frontends[tenants.Count].CreateTenant(Cluster.OperatorKey, id);
-            using var admin = Cluster.Frontends[0].Client(adminKey);
-            await admin.CreateCollection(Collection, shards: 3);
-            var (_, userKey) = await admin.CreateKey("user", "reader");
-            var workload = new Workload(id, Cluster.Frontends, adminKey, userKey, clock);
-            for (var i = 0; i < 3; i++)
-            {
-                var (docId, text) = workload.NextDocument();
-                await admin.Ingest(Collection, docId, text);
-                workload.Acknowledge(docId, text, clock.Elapsed);
-            }
-
-            tenants.Add(workload);
-        }
 
         // Continuous ingestion and search for every tenant, through both frontends.
         using var stop = new CancellationTokenSource();
-        var loops = tenants.SelectMany(t => new[]
-        {
-            Task.Run(() => t.IngestLoop(TimeSpan.FromMilliseconds(300), stop.Token)),
-            Task.Run(() => t.SearchLoop(TimeSpan.FromMilliseconds(150), stop.Token)),
-        }).ToList();
+        var loops = RunLoops(tenants, stop.Token);
         await Task.Delay(TimeSpan.FromSeconds(8));
         var beforeKill = tenants.SelectMany(t => t.Attempts).ToList();
         Assert.True(beforeKill.Count(a => a.Kind == "search" && a.Outcome == Outcome.Ok) >= 4, "searches did not run before the kill:\n" + Summary(beforeKill));
         Assert.True(beforeKill.Count(a => a.Kind == "ingest" && a.Outcome == Outcome.Ok) >= 2, "ingestion did not run before the kill:\n" + Summary(beforeKill));
 
         // The victim: the silo that hosts most of the tenants' shards.
-        var placements = await ShardPlacementsAsync(tenants[0].Tenant, expected: 3);
-        placements.AddRange(await ShardPlacementsAsync(tenants[1].Tenant, expected: 3));
-        var victim = Cluster.Silos.OrderByDescending(s => placements.Count(p => p.Silo == s.Name)).First();
-        var victimShards = placements.Where(p => p.Silo == victim.Name).Select(p => p.Shard).ToList();
+        var (victim, victimShards, placements) = await BusiestSiloAsync(tenants);
         var victimRow = (await Cluster.MembershipAsync()).Single(r => r.Port == victim.SiloPort);
         var survivorLinesBefore = Cluster.Silos.Where(s => s != victim).ToDictionary(s => s.Name, s => s.Lines.Count);
         output.WriteLine($"placement before the kill: {string.Join(", ", placements.Select(p => $"{p.Shard}@{p.Silo}"))}; killing {victim.Name} (pid {victim.Pid}, silo port {victim.SiloPort}, gateway port {victim.GatewayPort})");
@@ -204,6 +180,55 @@ public sealed partial class ClusterTopologyTests
         Assert.True(retried.All(r => r.Outcome == "200 indexed"),
             "uploads that failed during the fault could not be completed by retrying them:\n" + string.Join('\n', retried.Where(r => r.Outcome != "200 indexed").Select(r => $"  {r.Upload}: {r.Outcome}")));
     });
+
+    /// <summary>
+    /// Tenants (one per prefix, each created through a different frontend) with a 3-shard collection, a reader key
+    /// and three acknowledged documents each.
+    /// </summary>
+    private async Task<List<Workload>> StartWorkloadsAsync(IReadOnlyList<string> prefixes, Stopwatch clock)
+    {
+        var tenants = new List<Workload>();
+        foreach (var prefix in prefixes)
+        {
+            var id = prefix + Suffix();
+            var adminKey = await Cluster.Frontends[tenants.Count % Cluster.Frontends.Count].CreateTenant(Cluster.OperatorKey, id);
+            using var admin = Cluster.Frontends[0].Client(adminKey);
+            await admin.CreateCollection(Collection, shards: 3);
+            var (_, userKey) = await admin.CreateKey("user", "reader");
+            var workload = new Workload(id, Cluster.Frontends, adminKey, userKey, clock);
+            for (var i = 0; i < 3; i++)
+            {
+                var (docId, text) = workload.NextDocument();
+                await admin.Ingest(Collection, docId, text);
+                workload.Acknowledge(docId, text, clock.Elapsed);
+            }
+
+            tenants.Add(workload);
+        }
+
+        return tenants;
+    }
+
+    /// <summary>Continuous ingestion (every 300 ms) and search (every 150 ms) for every tenant, until stopped.</summary>
+    private static List<Task> RunLoops(IEnumerable<Workload> tenants, CancellationToken stop) =>
+        tenants.SelectMany(t => new[]
+        {
+            Task.Run(() => t.IngestLoop(TimeSpan.FromMilliseconds(300), stop)),
+            Task.Run(() => t.SearchLoop(TimeSpan.FromMilliseconds(150), stop)),
+        }).ToList();
+
+    /// <summary>The silo hosting most of the tenants' shards, the shards it hosts, and every shard's placement.</summary>
+    private async Task<(ClusterNode Silo, List<string> Shards, List<(string Shard, string Silo)> Placements)> BusiestSiloAsync(IEnumerable<Workload> tenants)
+    {
+        var placements = new List<(string Shard, string Silo)>();
+        foreach (var tenant in tenants)
+        {
+            placements.AddRange(await ShardPlacementsAsync(tenant.Tenant, expected: 3));
+        }
+
+        var busiest = Cluster.Silos.OrderByDescending(s => placements.Count(p => p.Silo == s.Name)).First();
+        return (busiest, placements.Where(p => p.Silo == busiest.Name).Select(p => p.Shard).ToList(), placements);
+    }
 
     /// <summary>Disposes the workloads' HTTP clients at the end of the test.</summary>
     private sealed class Disposables(IEnumerable<IDisposable> items) : IDisposable

@@ -19,39 +19,14 @@ public sealed partial class ClusterTopologyTests
     {
         await Cluster.StartAsync(silos: 3, frontends: 2);
         var clock = Stopwatch.StartNew();
-        var tenants = new List<Workload>();
+        var tenants = await StartWorkloadsAsync(["gs-a-", "gs-b-"], clock);
         using var disposeWorkloads = new Disposables(tenants);
-        foreach (var name in new[] { "gs-a-", "gs-b-" })
-        {
-            var id = name + Suffix();
-            var adminKey = await Cluster.Frontends[tenants.Count].CreateTenant(Cluster.OperatorKey, id);
-            using var admin = Cluster.Frontends[0].Client(adminKey);
-            await admin.CreateCollection(Collection, shards: 3);
-            var (_, userKey) = await admin.CreateKey("user", "reader");
-            var workload = new Workload(id, Cluster.Frontends, adminKey, userKey, clock);
-            for (var i = 0; i < 3; i++)
-            {
-                var (docId, text) = workload.NextDocument();
-                await admin.Ingest(Collection, docId, text);
-                workload.Acknowledge(docId, text, clock.Elapsed);
-            }
-
-            tenants.Add(workload);
-        }
-
         using var stop = new CancellationTokenSource();
-        var loops = tenants.SelectMany(t => new[]
-        {
-            Task.Run(() => t.IngestLoop(TimeSpan.FromMilliseconds(300), stop.Token)),
-            Task.Run(() => t.SearchLoop(TimeSpan.FromMilliseconds(150), stop.Token)),
-        }).ToList();
+        var loops = RunLoops(tenants, stop.Token);
         await Task.Delay(TimeSpan.FromSeconds(6));
 
         // The victim: the silo that hosts most of the tenants' shards, stopped the way an orchestrator stops a pod.
-        var placements = await ShardPlacementsAsync(tenants[0].Tenant, expected: 3);
-        placements.AddRange(await ShardPlacementsAsync(tenants[1].Tenant, expected: 3));
-        var victim = Cluster.Silos.OrderByDescending(s => placements.Count(p => p.Silo == s.Name)).First();
-        var victimShards = placements.Where(p => p.Silo == victim.Name).Select(p => p.Shard).ToList();
+        var (victim, victimShards, _) = await BusiestSiloAsync(tenants);
         var survivorLinesBefore = Cluster.Silos.Where(s => s != victim).ToDictionary(s => s.Name, s => s.Lines.Count);
         output.WriteLine($"SIGTERM to {victim.Name} (pid {victim.Pid}), hosting {string.Join(", ", victimShards)}");
 

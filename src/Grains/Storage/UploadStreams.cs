@@ -8,7 +8,7 @@ namespace RagOrleans.Grains.Storage;
 /// <see cref="RagErrorKind.TooLarge"/> as soon as more than <c>maxBytes</c> arrive: an oversized upload is cut off
 /// at the limit, not after it was stored whole.
 /// </summary>
-public sealed class HashingReadStream(Stream inner, long maxBytes, bool md5 = false) : Stream
+public sealed class HashingReadStream(Stream inner, long maxBytes, bool md5 = false) : ReadOnlyStream
 {
     private readonly IncrementalHash _sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
 #pragma warning disable CA5351 // MD5 only checks a client's Content-MD5 header, as RFC 1864 defines it; it protects nothing.
@@ -26,10 +26,6 @@ public sealed class HashingReadStream(Stream inner, long maxBytes, bool md5 = fa
     /// <summary>MD5 of everything read, when requested.</summary>
     public byte[]? Md5 => _md5 is null ? null : _md5Result ??= _md5.GetHashAndReset();
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
     public override long Position { get => BytesRead; set => throw new NotSupportedException(); }
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
@@ -47,19 +43,6 @@ public sealed class HashingReadStream(Stream inner, long maxBytes, bool md5 = fa
         Account(buffer.Span[..n]);
         return n;
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
@@ -86,18 +69,10 @@ public sealed class HashingReadStream(Stream inner, long maxBytes, bool md5 = fa
 }
 
 /// <summary>Reads blobs one after another as one stream, opening each only when the previous one is drained.</summary>
-public sealed class ConcatenatedBlobStream(IBlobStore blobs, IReadOnlyList<string> keys) : Stream
+public sealed class ConcatenatedBlobStream(IBlobStore blobs, IReadOnlyList<string> keys) : ReadOnlyStream
 {
     private Stream? _current;
     private int _next;
-
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -125,19 +100,6 @@ public sealed class ConcatenatedBlobStream(IBlobStore blobs, IReadOnlyList<strin
             _current = null;
         }
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     public override async ValueTask DisposeAsync()
     {

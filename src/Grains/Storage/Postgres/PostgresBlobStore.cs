@@ -164,19 +164,11 @@ public sealed class PostgresBlobStore(NpgsqlDataSource dataSource) : IBlobStore
     }
 
     /// <summary>Reads a segmented blob one segment row at a time.</summary>
-    private sealed class SegmentStream(NpgsqlDataSource dataSource, string key, int segments) : Stream
+    private sealed class SegmentStream(NpgsqlDataSource dataSource, string key, int segments) : ReadOnlyStream
     {
         private byte[] _segment = [];
         private int _offset;
         private int _next;
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
@@ -201,17 +193,5 @@ public sealed class PostgresBlobStore(NpgsqlDataSource dataSource) : IBlobStore
             return n;
         }
 
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
