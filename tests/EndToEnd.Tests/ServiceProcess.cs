@@ -28,6 +28,9 @@ public sealed class ServiceProcess : IAsyncDisposable
     public string BaseUrl { get; }
     public string OperatorKey { get; }
     public HttpClient Http { get; }
+
+    /// <summary>The service's process id (for reading its resident memory from /proc).</summary>
+    public int Pid => _process.Id;
     public string Output { get { lock (_output) { return _output.ToString(); } } }
 
     /// <summary>Starts the service and waits until /readyz answers 200.</summary>
