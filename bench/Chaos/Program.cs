@@ -32,7 +32,7 @@ var run = RunInfo.Start();
 
 await using var cluster = new RagCluster(postgres, redis);
 Log($"starting 3 silos and 2 frontends (cluster id {cluster.ClusterId}, logs in {cluster.WorkDir})");
-await cluster.StartAsync(silos: 3, frontends: 2);
+await cluster.StartStaggeredAsync(silos: 3, frontends: 2);
 var clock = Stopwatch.StartNew();
 
 // Tenants, each with a 3-shard collection, a reader key and three acknowledged documents.
