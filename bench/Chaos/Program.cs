@@ -39,20 +39,20 @@ var clock = Stopwatch.StartNew();
 var tenants = new List<Workload>();
 for (var t = 0; t < tenantCount; t++)
 {
-    var id = $"chaos{t}-{Guid.NewGuid().ToString("N")[..8]}";
-    var adminKey = await cluster.Frontends[t % cluster.Frontends.Count].CreateTenant(cluster.OperatorKey, id);
-    using var admin = cluster.Frontends[0].Client(adminKey);
-    await admin.CreateCollection(collection, shards);
-    var (_, userKey) = await admin.CreateKey("user", "reader");
-    var workload = new Workload(id, collection, cluster.Frontends, adminKey, userKey, clock);
-    for (var i = 0; i < 3; i++)
+    // A saturated machine can time a set-up call out (503); start that tenant over under a new id.
+    for (var attempt = 1; ; attempt++)
     {
-        var (docId, text) = workload.NextDocument();
-        await admin.Ingest(collection, docId, text);
-        workload.Acknowledge(docId, text, clock.Elapsed);
+        try
+        {
+            tenants.Add(await CreateWorkloadAsync(t));
+            break;
+        }
+        catch (Exception e) when (attempt < 5)
+        {
+            Log($"setting up tenant {t} failed (attempt {attempt}), retrying: {e.Message.Split('\n')[0]}");
+            await Task.Delay(TimeSpan.FromSeconds(5));
+        }
     }
-
-    tenants.Add(workload);
 }
 
 using var stop = new CancellationTokenSource();
@@ -356,6 +356,24 @@ async Task<int> DuplicateHitsAsync(HttpClient http, Workload tenant)
     }
 
     return duplicates;
+}
+
+async Task<Workload> CreateWorkloadAsync(int t)
+{
+    var id = $"chaos{t}-{Guid.NewGuid().ToString("N")[..8]}";
+    var adminKey = await cluster.Frontends[t % cluster.Frontends.Count].CreateTenant(cluster.OperatorKey, id);
+    using var admin = cluster.Frontends[0].Client(adminKey);
+    await admin.CreateCollection(collection, shards);
+    var (_, userKey) = await admin.CreateKey("user", "reader");
+    var workload = new Workload(id, collection, cluster.Frontends, adminKey, userKey, clock);
+    for (var i = 0; i < 3; i++)
+    {
+        var (docId, text) = workload.NextDocument();
+        await admin.Ingest(collection, docId, text);
+        workload.Acknowledge(docId, text, clock.Elapsed);
+    }
+
+    return workload;
 }
 
 static JsonObject Distribution(IEnumerable<double?> values)
