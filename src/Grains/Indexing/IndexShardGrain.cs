@@ -26,6 +26,9 @@ public sealed class IndexShardGrain(
     private long _watermark;
     private long _snapshotWatermark;
     private IGrainTimer? _snapshotTimer;
+    private DateTimeOffset _activatedAt;
+    private double _loadMilliseconds;
+    private long _replayed;
 
     private string ShardKey => this.GetPrimaryKeyString();
 
@@ -61,8 +64,11 @@ public sealed class IndexShardGrain(
             replayed++;
         }
 
+        _loadMilliseconds = TimeProvider.System.GetElapsedTime(started).TotalMilliseconds;
+        _replayed = replayed;
+        _activatedAt = TimeProvider.System.GetUtcNow();
         logger.LogInformation("Shard {Shard} activated: {Chunks} chunks, snapshot watermark {Snapshot}, {Replayed} log entries replayed in {ElapsedMs:F0} ms",
-            ShardKey, _index.Count, _snapshotWatermark, replayed, TimeProvider.System.GetElapsedTime(started).TotalMilliseconds);
+            ShardKey, _index.Count, _snapshotWatermark, replayed, _loadMilliseconds);
         _tracked = metrics.TrackShard(() => _index.EstimatedMemoryBytes);
         _snapshotTimer = this.RegisterGrainTimer(
             static (self, ct) => self.SnapshotIfChangedAsync(ct),
@@ -210,6 +216,12 @@ public sealed class IndexShardGrain(
 
     public Task<ShardStats> GetStats() =>
         Task.FromResult(new ShardStats(_index.Count, _index.DocumentCount, _watermark, _snapshotWatermark, _index.EstimatedMemoryBytes, RuntimeIdentity));
+
+    public Task<ShardWarmth> Warm(DateTimeOffset activeSince)
+    {
+        var shard = int.Parse(Ids.Split(ShardKey, 3)[2], System.Globalization.CultureInfo.InvariantCulture);
+        return Task.FromResult(new ShardWarmth(shard, _index.Count, _index.EstimatedMemoryBytes, _activatedAt < activeSince, _loadMilliseconds, _replayed));
+    }
 
     public Task<bool> Snapshot() => SnapshotIfChangedAsync(CancellationToken.None);
 
