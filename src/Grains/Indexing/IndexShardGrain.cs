@@ -519,6 +519,15 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
             }
 
             var docs = maps.ReadInt32();
+            if (total < 0 || docs < 0)
+            {
+                throw new InvalidDataException("Shard snapshot id maps declare negative counts.");
+            }
+
+            // Sized once: growing three hash tables by doubling is most of the id-map cost of a cold activation.
+            index._idOfSeq.EnsureCapacity(total);
+            index._documents.EnsureCapacity(docs);
+            index._attributes.EnsureCapacity(docs);
             for (var d = 0; d < docs; d++)
             {
                 var doc = maps.ReadString();
