@@ -1,5 +1,6 @@
-using Orleans.Dashboard;
+using System.Data.Common;
 using System.Net;
+using Orleans.Dashboard;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -36,10 +37,55 @@ public static class ClusterHosting
     }
 
     /// <summary>The PostgreSQL connection string of cluster mode.</summary>
+    /// <remarks>
+    /// Unless the string sets its own, the connect timeout is 3 s instead of Npgsql's 15 s: while PostgreSQL is down a
+    /// request must fail fast with 503, not wait for a connection attempt that cannot succeed.
+    /// </remarks>
     public static string PostgresConnectionString(IConfiguration configuration) =>
         configuration.GetConnectionString("Postgres") is { Length: > 0 } cs
-            ? cs
+            ? WithDefaultPostgresTimeouts(cs)
             : throw new InvalidOperationException("Cluster mode needs ConnectionStrings:Postgres (env ConnectionStrings__Postgres).");
+
+    /// <summary>Adds <c>Timeout=3</c> to a PostgreSQL connection string that sets no connect timeout.</summary>
+    public static string WithDefaultPostgresTimeouts(string connectionString)
+    {
+        var given = new DbConnectionStringBuilder { ConnectionString = connectionString };
+        if (given.ContainsKey("Timeout"))
+        {
+            return connectionString;
+        }
+
+        return new NpgsqlConnectionStringBuilder(connectionString) { Timeout = 3 }.ConnectionString;
+    }
+
+    /// <summary>
+    /// Redis options of cluster mode: reconnect in the background (no abort at start), and while disconnected fail
+    /// commands at once instead of queueing them until a timeout, so callers get a 503 within a few seconds.
+    /// Timeouts the connection string sets itself win.
+    /// </summary>
+    public static ConfigurationOptions RedisOptions(string connectionString)
+    {
+        var options = ConfigurationOptions.Parse(connectionString);
+        options.AbortOnConnectFail = false;
+        options.BacklogPolicy = BacklogPolicy.FailFast;
+        var lower = connectionString.ToLowerInvariant();
+        if (!lower.Contains("connecttimeout=", StringComparison.Ordinal))
+        {
+            options.ConnectTimeout = 2000;
+        }
+
+        if (!lower.Contains("synctimeout=", StringComparison.Ordinal))
+        {
+            options.SyncTimeout = 3000;
+        }
+
+        if (!lower.Contains("asynctimeout=", StringComparison.Ordinal))
+        {
+            options.AsyncTimeout = 3000;
+        }
+
+        return options;
+    }
 
     /// <summary>The Redis connection string of cluster mode.</summary>
     public static string RedisConnectionString(IConfiguration configuration) =>
@@ -120,13 +166,11 @@ public static class ClusterHosting
         // One shared connection, registered so telemetry can trace its commands (and probes could reuse it).
         silo.Services.AddSingleton<IConnectionMultiplexer>(_ =>
         {
-            var options = ConfigurationOptions.Parse(redis);
-            options.AbortOnConnectFail = false;
-            return ConnectionMultiplexer.Connect(options);
+            return ConnectionMultiplexer.Connect(RedisOptions(redis));
         });
         silo.AddRedisGrainStorage(RagStorage.GrainStateProvider, ob => ob.Configure<IServiceProvider>((o, sp) =>
         {
-            o.ConfigurationOptions = ConfigurationOptions.Parse(redis);
+            o.ConfigurationOptions = RedisOptions(redis);
             o.CreateMultiplexer = _ => Task.FromResult((sp.GetRequiredService<IConnectionMultiplexer>(), IsShared: true));
             o.GrainStorageSerializer = sp.GetRequiredService<IGrainStorageSerializer>();
         }));
