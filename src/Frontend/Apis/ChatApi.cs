@@ -60,6 +60,10 @@ public static class ChatApi
             await events.WriteAsync("done", new ChatDoneEvent(
                 result.ConversationId, result.Answer, ChatUsageResponse.From(result.Usage), result.Provider, result.Fallback, result.Cached));
         }
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; generation was cancelled with it and there is no one to tell.
+        }
         catch (Exception e) when (events.Started && !http.RequestAborted.IsCancellationRequested)
         {
             // Headers are gone: the failure can only be told in the stream.

@@ -199,6 +199,10 @@ public static class OpenAiApi
 
             await http.Response.WriteAsync("data: [DONE]\n\n", http.RequestAborted);
         }
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; generation was cancelled with it.
+        }
         catch (Exception e) when (started && !http.RequestAborted.IsCancellationRequested)
         {
             var problem = ServerSentEvents.Problem(e, http, out _);

@@ -16,15 +16,15 @@ public static class FollowUpRewriter
     // Words that point back at something said before.
     private static readonly HashSet<string> Anaphora = new(StringComparer.Ordinal)
     {
-        "it", "its", "it's", "itself", "they", "them", "their", "theirs", "this", "that", "these", "those", "there",
-        "he", "she", "him", "her", "his", "one", "ones", "former", "latter", "same", "such", "above", "previous",
+        "it", "its", "it's", "itself", "they", "them", "their", "theirs", "this", "that", "these", "those",
+        "he", "she", "him", "her", "his", "former", "latter", "previous",
     };
 
     // Openings of elliptic follow-ups.
     private static readonly string[] FollowUpOpenings =
     [
-        "and ", "what about", "how about", "and what", "also ", "but ", "why", "how come", "what else", "anything else",
-        "more about", "tell me more", "what if", "so ", "then ",
+        "and ", "what about", "how about", "also ", "but ", "what else", "anything else", "more about", "tell me more",
+        "what if", "so ", "then ",
     ];
 
     /// <summary>
