@@ -141,7 +141,7 @@ public sealed class ChatService(
         try
         {
             var (text, reported) = await openAi.CompleteAsync(settings.OpenAI, prompt, RewriteMaxTokens, cancellationToken);
-            var query = RagOrleans.Grains.Common.Whitespace.Collapse(text.AsSpan().Trim().Trim('"').Trim());
+            var query = ChatPrompt.CleanQuery(text);
             if (query.Length is 0 or > 1000)
             {
                 return (FollowUpRewriter.Rewrite(message, turns), reported ?? ChatUsage.None);

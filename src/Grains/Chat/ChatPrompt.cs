@@ -142,6 +142,9 @@ public static partial class ChatPrompt
         return result;
     }
 
+    /// <summary>A model's rewritten query made clean: trimmed, unquoted, on one line.</summary>
+    public static string CleanQuery(string text) => Common.Whitespace.Collapse(text.AsSpan().Trim().Trim('"').Trim());
+
     /// <summary>A rough token count for text of an unknown tokenizer: about four characters per token (English, BPE).</summary>
     public static int EstimateTokens(string text) => string.IsNullOrEmpty(text) ? 0 : (text.Length + 3) / 4;
 
