@@ -79,9 +79,10 @@ public sealed class FakeOpenAiServer : IAsyncDisposable
         var body = (await JsonNode.ParseAsync(http.Request.Body))!;
         Bodies.Enqueue(body);
         Authorizations.Enqueue(http.Request.Headers.Authorization.ToString());
-        if (AlwaysFail || FailNext.TryDequeue(out var fail) && fail > 0)
+        var fail = AlwaysFail ? 503 : FailNext.TryDequeue(out var next) ? next : 0;
+        if (fail > 0)
         {
-            http.Response.StatusCode = AlwaysFail ? 503 : fail;
+            http.Response.StatusCode = fail;
             await http.Response.WriteAsJsonAsync(new { error = new { message = "scripted failure", type = "server_error" } });
             return;
         }

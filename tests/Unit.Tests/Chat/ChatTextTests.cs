@@ -66,7 +66,7 @@ public sealed class ChatPromptTests
 
         // A tight budget keeps the passages and drops the oldest turns first.
         var used = ChatPrompt.Build("SYSTEM", "Are reminders persistent?", passages, [], 10_000, ChatPrompt.EstimateTokens).EstimatedTokens;
-        var tight = ChatPrompt.Build("SYSTEM", "Are reminders persistent?", passages, history, used + 15, ChatPrompt.EstimateTokens);
+        var tight = ChatPrompt.Build("SYSTEM", "Are reminders persistent?", passages, history, used + 20, ChatPrompt.EstimateTokens);
         Assert.Equal((2, 1), (tight.Passages, tight.HistoryTurns));
         Assert.Equal("Old question two?", tight.Messages[1].Content);
     }
