@@ -82,7 +82,9 @@ public sealed class OpenAiChatClient(IHttpClientFactory httpClients, ILogger<Ope
                 throw new ChatProviderException("The model reported an error mid-stream: " + (error["message"]?.ToString() ?? error.ToJsonString()));
             }
 
-            var text = node?["choices"]?[0]?["delta"]?["content"]?.GetValue<string>();
+            // The closing usage chunk has an empty choices array.
+            var choice = node?["choices"] is JsonArray { Count: > 0 } choices ? choices[0] : null;
+            var text = choice?["delta"]?["content"] is JsonValue content && content.TryGetValue<string>(out var t) ? t : null;
             if (!string.IsNullOrEmpty(text))
             {
                 yield return new CompletionChunk(text, null);
@@ -110,8 +112,9 @@ public sealed class OpenAiChatClient(IHttpClientFactory httpClients, ILogger<Ope
             throw new ChatProviderException("The model's answer is not JSON.", e);
         }
 
-        var text = node?["choices"]?[0]?["message"]?["content"]?.GetValue<string>()
-            ?? throw new ChatProviderException("The model's answer has no choices[0].message.content.");
+        var choice = node?["choices"] is JsonArray { Count: > 0 } choices ? choices[0] : null;
+        var text = choice?["message"]?["content"] is JsonValue content && content.TryGetValue<string>(out var t) ? t
+            : throw new ChatProviderException("The model's answer has no choices[0].message.content.");
         return (text, ReadUsage(node?["usage"]));
     }
 
@@ -197,6 +200,8 @@ public sealed class OpenAiChatClient(IHttpClientFactory httpClients, ILogger<Ope
             return null;
         }
 
-        return new ChatUsage(u["prompt_tokens"]!.GetValue<long>(), u["completion_tokens"]!.GetValue<long>());
+        return u["prompt_tokens"] is JsonValue p && p.TryGetValue<long>(out var prompt) && u["completion_tokens"] is JsonValue c && c.TryGetValue<long>(out var completion)
+            ? new ChatUsage(prompt, completion)
+            : null;
     }
 }
