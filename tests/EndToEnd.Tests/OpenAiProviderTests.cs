@@ -92,10 +92,10 @@ public sealed class OpenAiProviderTests(OpenAiProviderFixture fixture) : IClassF
 
         // Charged to the day and the ledger under the model's name, prompt and completion apart.
         var usage = await (await admin.GetAsync("/v1/usage")).ExpectJson(HttpStatusCode.OK);
-        Assert.Equal(366 + 24, usage["chatTokensToday"]!.GetValue<long>());
+        Assert.Equal(366 + 24 + 366, usage["chatTokensToday"]!.GetValue<long>());
         var rows = (await (await admin.GetAsync("/v1/usage?groupBy=model")).ExpectJson(HttpStatusCode.OK))["ledger"]!["rows"]!.AsArray();
-        Assert.Contains(rows, r => r.Str("key") == "fake-model" && r.Str("kind") == "chatTokensIn" && r!["quantity"]!.GetValue<long>() == 341);
-        Assert.Contains(rows, r => r.Str("key") == "fake-model" && r.Str("kind") == "chatTokensOut" && r!["quantity"]!.GetValue<long>() == 49);
+        Assert.Contains(rows, r => r.Str("key") == "fake-model" && r.Str("kind") == "chatTokensIn" && r!["quantity"]!.GetValue<long>() == 321 + 20 + 321);
+        Assert.Contains(rows, r => r.Str("key") == "fake-model" && r.Str("kind") == "chatTokensOut" && r!["quantity"]!.GetValue<long>() == 45 + 4 + 45);
     }
 
     [Fact]
