@@ -37,10 +37,19 @@ public sealed class OpenAiProviderFixture : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        await Service.DisposeAsync();
-        await Main.DisposeAsync();
-        await Flaky.DisposeAsync();
-        await Broken.DisposeAsync();
+        // Null when start-up failed part way.
+        if (Service is not null)
+        {
+            await Service.DisposeAsync();
+        }
+
+        foreach (var server in new[] { Main, Flaky, Broken })
+        {
+            if (server is not null)
+            {
+                await server.DisposeAsync();
+            }
+        }
     }
 }
 
