@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using RagOrleans.Frontend.Apis;
+using RagOrleans.Frontend.Chat;
 using RagOrleans.Frontend.Infrastructure;
 using RagOrleans.Grains;
 using RagOrleans.Grains.Hosting;
@@ -44,6 +45,9 @@ else
     builder.UseOrleans(silo => silo.UseRagSilo(builder.Configuration));
 }
 
+// Chat generation runs here, beside the client's connection (streaming, cancellation); after the silo's own registrations.
+builder.Services.AddRagChat();
+
 var app = builder.Build();
 app.UseMiddleware<RequestTelemetryMiddleware>();
 app.UseExceptionHandler();
@@ -66,6 +70,8 @@ app.MapCollectionsApi();
 app.MapDocumentsApi();
 app.MapUploadsApi();
 app.MapSearchApi();
+app.MapChatApi();
+app.MapOpenAiApi();
 app.MapLimitsApi();
 
 // Creating the key up front makes its location known at start-up, not at the first request.

@@ -305,4 +305,10 @@ public interface ICollectionGrain : IGrainWithStringKey
     /// <summary>Global top-k over all shards, best first.</summary>
     [AlwaysInterleave]
     [Alias("Search")] Task<IReadOnlyList<SearchHit>> Search(SearchQuery query);
+
+    /// <summary>
+    /// (chat response cache) The collection's write version: it changes with every document write or delete and
+    /// every activation. Null while a document is queued or processing, when the index is still changing.
+    /// </summary>
+    [Alias("GetWriteVersion")] Task<string?> GetWriteVersion();
 }

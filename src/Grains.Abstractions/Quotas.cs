@@ -180,6 +180,12 @@ public interface IQuotaGrain : IGrainWithStringKey
     /// <summary>Charges an answer's tokens (counted with the model tokenizer) to the day and the budget; returns the count.</summary>
     [Alias("ChargeChat")] Task<long> ChargeChat(string userId, string answer);
 
+    /// <summary>
+    /// Charges a generation's prompt and completion tokens (already counted) to the day and the budget and records
+    /// them in the ledger under <paramref name="model"/>.
+    /// </summary>
+    [Alias("ChargeChatTokens")] Task ChargeChatTokens(string userId, string model, ChatUsage usage);
+
     /// <summary>Leases request tokens of the current minute to a frontend.</summary>
     [Alias("Lease")] Task<RateLease> Lease(RateLeaseRequest request);
 
@@ -217,6 +223,8 @@ public static class LedgerKinds
     public const string Requests = "requests";
     /// <summary>Answer tokens of chats.</summary>
     public const string ChatTokensOut = "chatTokensOut";
+    /// <summary>Prompt tokens of chats (question, passages and history the generator read).</summary>
+    public const string ChatTokensIn = "chatTokensIn";
     /// <summary>Chunks embedded at ingestion.</summary>
     public const string Embeddings = "embeddings";
     /// <summary>Bytes of uploaded content stored.</summary>

@@ -129,7 +129,10 @@ public sealed class QuotaTests(ServiceFixture fixture)
         var ledger = (await (await admin.GetAsync("/v1/usage?groupBy=model")).ExpectJson(HttpStatusCode.OK))["ledger"]!;
         Assert.Equal("model", ledger.Str("groupBy"));
         var rows = ledger["rows"]!.AsArray();
-        Assert.Contains(rows, r => r.Str("key") == "extractive" && r.Str("kind") == "chatTokensOut" && r!["quantity"]!.GetValue<long>() == usage["chatTokensToday"]!.GetValue<long>());
+        // The day's chat tokens are the prompt (question and passages read) plus the answer, both counted with WordPiece.
+        long Quantity(string kind) => rows.Where(r => r.Str("key") == "extractive" && r.Str("kind") == kind).Sum(r => r!["quantity"]!.GetValue<long>());
+        Assert.True(Quantity("chatTokensOut") > 0 && Quantity("chatTokensIn") > 0, rows.ToJsonString());
+        Assert.Equal(usage["chatTokensToday"]!.GetValue<long>(), Quantity("chatTokensIn") + Quantity("chatTokensOut"));
         Assert.Contains(rows, r => r.Str("key") == "all-minilm-l6-v2" && r.Str("kind") == "embeddings" && r!["quantity"]!.GetValue<long>() == 1);
         await (await admin.GetAsync("/v1/usage?groupBy=color")).ExpectProblem(HttpStatusCode.BadRequest);
         await (await admin.GetAsync("/v1/usage?from=2026-13-01")).ExpectProblem(HttpStatusCode.BadRequest);

@@ -300,6 +300,32 @@ public sealed class DocumentBlobConversationStoreTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task Conversation_store_lists_a_users_conversations_newest_first_and_deletes_one()
+    {
+        var store = new PostgresConversationStore(pg.DataSource);
+        var t = "t" + Guid.NewGuid().ToString("N")[..8];
+        var at = new DateTimeOffset(2026, 3, 4, 5, 6, 7, TimeSpan.Zero);
+        ChatTurn Turn(string q, int minute) => new(q, "a", [], at.AddMinutes(minute));
+        await store.AppendAsync(t, "u1", "old", "kb", Turn("first question", 0));
+        await store.AppendAsync(t, "u1", "old", "kb", Turn("follow-up", 10));
+        await store.AppendAsync(t, "u1", "new", "docs", Turn("second question", 5));
+        await store.AppendAsync(t, "u2", "theirs", "kb", Turn("not mine", 20));
+
+        var page = await store.ListAsync(t, "u1", null, 10);
+        Assert.Equal(["old", "new"], page.Conversations.Select(c => c.Id));
+        Assert.Equal(new ConversationSummary("old", "kb", "first question", 2, at, at.AddMinutes(10)), page.Conversations[0]);
+        Assert.Null(page.NextCursor);
+        var first = await store.ListAsync(t, "u1", null, 1);
+        Assert.Equal(["new"], (await store.ListAsync(t, "u1", first.NextCursor, 1)).Conversations.Select(c => c.Id));
+
+        Assert.Equal(2, await store.DeleteAsync(t, "u1", "old"));
+        Assert.Equal(0, await store.DeleteAsync(t, "u1", "theirs"));
+        Assert.Equal(["new"], (await store.ListAsync(t, "u1", null, 10)).Conversations.Select(c => c.Id));
+        Assert.Single(await store.GetAsync(t, "u2", "theirs"));
+        await store.DeleteTenantAsync(t);
+    }
+
+    [Fact]
     public async Task Conversation_store_keeps_turns_in_order_per_conversation_and_deletes_a_tenant()
     {
         var store = new PostgresConversationStore(pg.DataSource);

@@ -99,17 +99,11 @@ public sealed record SearchResult(string DocumentId, string ChunkId, string Text
 /// <summary>Search results, best first.</summary>
 public sealed record SearchResponse(IReadOnlyList<SearchResult> Results);
 
-/// <summary>Body of POST /v1/collections/{name}/chat.</summary>
-public sealed record ChatRequest(string? Message, string? ConversationId, int? TopK);
-
 /// <summary>A cited passage; <see cref="Number"/> matches the [n] markers in the answer.</summary>
 public sealed record CitationResponse(int Number, string DocumentId, string ChunkId, string Text, float Score, string? Title, string? Section)
 {
     public static CitationResponse From(Citation c) => new(c.Number, c.DocumentId, c.ChunkId, c.Text, c.Score, c.Title, c.Section);
 }
-
-/// <summary>A chat answer.</summary>
-public sealed record ChatResponse(string ConversationId, string Answer, IReadOnlyList<CitationResponse> Citations, string Query);
 
 internal static class Json
 {

@@ -1,11 +1,10 @@
-using System.Security.Cryptography;
 using Microsoft.AspNetCore.Http.HttpResults;
 using RagOrleans.Abstractions;
 using RagOrleans.Frontend.Infrastructure;
 
 namespace RagOrleans.Frontend.Apis;
 
-/// <summary>Search and chat over a collection (users and admins).</summary>
+/// <summary>Search over a collection (users and admins); chat is in <see cref="ChatApi"/>.</summary>
 public static class SearchApi
 {
     private const int MaxQueryChars = 4000;
@@ -14,8 +13,6 @@ public static class SearchApi
     {
         var group = app.MapGroup("/v1").WithTags("Search and chat").RequireRole(Roles.Admin, Roles.User);
         group.MapPost("/collections/{name}/search", Search).WithSummary("Top-k passages for a query, best first");
-        group.MapPost("/collections/{name}/chat", Chat).WithSummary("Answer a message from the collection, with citations");
-        group.MapGet("/conversations/{id}", GetConversation).WithSummary("A conversation's turns (only the caller's own)");
         return app;
     }
 
@@ -37,40 +34,6 @@ public static class SearchApi
         return TypedResults.Ok(new SearchResponse(hits.Select(SearchResult.From).ToList()));
     }
 
-    private static async Task<Ok<ChatResponse>> Chat(string name, ChatRequest request, HttpContext http, IGrainFactory grains)
-    {
-        var principal = AuthenticationMiddleware.Principal(http)!;
-        var message = RequireText(request.Message, "message");
-        Ids.RequireName(name, "collection name");
-        var conversationId = request.ConversationId is null
-            ? "c-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))
-            : Ids.RequireName(request.ConversationId, "conversationId");
-        var topK = request.TopK ?? 5;
-        if (topK is < 1 or > 20)
-        {
-            throw RagException.Invalid("topK must be between 1 and 20 for chat.");
-        }
-
-        var quota = grains.GetGrain<IQuotaGrain>(principal.Tenant);
-        await quota.CheckChat(principal.User);
-        var answer = await grains.GetGrain<IConversationGrain>(Ids.Key(principal.Tenant, principal.User, conversationId)).Ask(name, message, topK);
-        await quota.ChargeChat(principal.User, answer.Answer);
-        return TypedResults.Ok(new ChatResponse(answer.ConversationId, answer.Answer, answer.Citations.Select(CitationResponse.From).ToList(), answer.Query));
-    }
-
-    private static async Task<Results<Ok<IReadOnlyList<ChatTurn>>, NotFound<Microsoft.AspNetCore.Mvc.ProblemDetails>>> GetConversation(string id, HttpContext http, IGrainFactory grains)
-    {
-        var principal = AuthenticationMiddleware.Principal(http)!;
-        Ids.RequireName(id, "conversation id");
-        var turns = await grains.GetGrain<IConversationGrain>(Ids.Key(principal.Tenant, principal.User, id)).GetHistory();
-        if (turns.Count == 0)
-        {
-            throw RagException.NotFound($"Conversation '{id}' not found.");
-        }
-
-        return TypedResults.Ok(turns);
-    }
-
     private static RerankMode ParseRerank(string? rerank) => rerank?.Trim().ToLowerInvariant() switch
     {
         null or "" or "none" => RerankMode.None,
@@ -90,7 +53,7 @@ public static class SearchApi
         return json;
     }
 
-    private static string RequireText(string? text, string field)
+    internal static string RequireText(string? text, string field)
     {
         if (string.IsNullOrWhiteSpace(text))
         {

@@ -37,6 +37,12 @@ public sealed record ExtractiveAnswerOptions
     /// <summary>A sentence whose term-set Jaccard similarity to an already chosen one exceeds this is a duplicate.</summary>
     public float DuplicateJaccard { get; init; } = 0.7f;
 
+    /// <summary>
+    /// A sentence whose content terms are this share (or more) of another's, counted over the smaller set, is a
+    /// duplicate of it: the same statement with extra text around it.
+    /// </summary>
+    public float DuplicateContainment { get; init; } = 0.9f;
+
     /// <summary>Weight of the semantic similarity when an embedder is given; lexical gets the rest.</summary>
     public float SemanticWeight { get; init; } = 0.5f;
 
@@ -277,7 +283,7 @@ public sealed class ExtractiveAnswerer
                 break;
             }
 
-            if (c.Relevance < floor || chosen.Any(s => Jaccard(s.Terms, c.Terms) > _options.DuplicateJaccard || s.Text == c.Text))
+            if (c.Relevance < floor || chosen.Any(s => IsDuplicate(s, c)))
             {
                 continue;
             }
@@ -293,6 +299,45 @@ public sealed class ExtractiveAnswerer
         }
 
         return chosen;
+    }
+
+    /// <summary>
+    /// Near-duplicates: the same sentence quoted by overlapping chunks, possibly with extra words around it in one
+    /// copy (a chunk boundary cut it, or a list marker or heading was glued on). Similar term sets (Jaccard), one
+    /// text containing the other (ignoring case, punctuation and spacing) or one term set almost contained in the
+    /// other all count.
+    /// </summary>
+    private bool IsDuplicate(Candidate chosen, Candidate candidate)
+    {
+        if (chosen.Key.Length > 0 && candidate.Key.Length > 0 &&
+            (chosen.Key.Contains(candidate.Key, StringComparison.Ordinal) || candidate.Key.Contains(chosen.Key, StringComparison.Ordinal)))
+        {
+            return true;
+        }
+
+        if (Jaccard(chosen.Terms, candidate.Terms) > _options.DuplicateJaccard)
+        {
+            return true;
+        }
+
+        var smaller = chosen.Terms.Count <= candidate.Terms.Count ? chosen.Terms : candidate.Terms;
+        var larger = ReferenceEquals(smaller, chosen.Terms) ? candidate.Terms : chosen.Terms;
+        return smaller.Count >= 3 && smaller.Count(larger.Contains) >= _options.DuplicateContainment * smaller.Count;
+    }
+
+    /// <summary>Letters and digits only, lower-cased: "Reminders, unlike timers, persist." → "reminderunliketimerspersist".</summary>
+    private static string ContainmentKey(string text)
+    {
+        var sb = new StringBuilder(text.Length);
+        foreach (var ch in text)
+        {
+            if (char.IsLetterOrDigit(ch))
+            {
+                sb.Append(char.ToLowerInvariant(ch));
+            }
+        }
+
+        return sb.ToString();
     }
 
     private static double Jaccard(HashSet<string> a, HashSet<string> b)
@@ -452,6 +497,8 @@ public sealed class ExtractiveAnswerer
         public int Position { get; } = position;
 
         public HashSet<string> Terms { get; } = terms;
+
+        public string Key { get; } = ContainmentKey(text);
 
         public float Lexical { get; set; }
 

@@ -33,6 +33,11 @@ public sealed class CollectionGrain(
     private string _tenantId = "";
     private string _name = "";
 
+    // [chat cache] Write version: a random epoch per activation plus a counter of writes. Not persisted: a new
+    // activation simply starts a new epoch, which invalidates every cached answer (safe, never stale).
+    private readonly string _epoch = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
+    private long _writes;
+
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         var parts = Ids.Split(this.GetPrimaryKeyString(), 2);
@@ -85,6 +90,7 @@ public sealed class CollectionGrain(
         var settings = RequireSettings();
 
         // Mark gone first so no new writes are accepted while the data is removed.
+        _writes++; // [chat cache]
         state.State.Exists = false;
         await state.WriteStateAsync();
         for (var shard = 0; shard < settings.ShardCount; shard++)
@@ -112,6 +118,7 @@ public sealed class CollectionGrain(
         }
         finally
         {
+            _writes++; // [chat cache]
             // A staged blob the document did not take (duplicate, rejected) is not left behind.
             if (staged is not null)
             {
@@ -225,6 +232,7 @@ public sealed class CollectionGrain(
             UpdatedAt = clock.GetUtcNow(),
         };
         await documents.UpsertAsync(_tenantId, _name, record);
+        _writes++; // [chat cache]
         await Document(documentId).Start();
         logger.LogInformation("Document {DocumentId} of {TenantId}/{Collection} queued again by a retry", documentId, _tenantId, _name);
         return record;
@@ -247,7 +255,27 @@ public sealed class CollectionGrain(
     public async Task DeleteDocument(string documentId)
     {
         await GetDocument(documentId);
-        await Document(documentId).Delete();
+        try
+        {
+            await Document(documentId).Delete();
+        }
+        finally
+        {
+            _writes++; // [chat cache]
+        }
+    }
+
+    /// <summary>[chat cache] See <see cref="ICollectionGrain.GetWriteVersion"/>.</summary>
+    public async Task<string?> GetWriteVersion()
+    {
+        RequireSettings();
+        var pending = await documents.ListAsync(_tenantId, _name, null, 1, DocumentStatus.Queued);
+        if (pending.Count == 0)
+        {
+            pending = await documents.ListAsync(_tenantId, _name, null, 1, DocumentStatus.Processing);
+        }
+
+        return pending.Count == 0 ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{_epoch}.{_writes}") : null;
     }
 
     public async Task<CollectionPrewarm> Prewarm()

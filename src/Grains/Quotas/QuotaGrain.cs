@@ -283,6 +283,33 @@ public sealed class QuotaGrain(
         return tokens;
     }
 
+    public async Task ChargeChatTokens(string userId, string model, ChatUsage usage)
+    {
+        Roll();
+        var tokens = Math.Max(0, usage.PromptTokens) + Math.Max(0, usage.CompletionTokens);
+        if (tokens == 0)
+        {
+            return;
+        }
+
+        S.ChatTokensToday += tokens;
+        S.UserTokensToday[userId] = S.UserTokensToday.GetValueOrDefault(userId) + tokens;
+        var price = options.CurrentValue.Costs.ChatToken;
+        S.BudgetSpent += tokens * price;
+        await state.WriteStateAsync();
+        var day = DateOnly.FromDateTime(clock.GetUtcNow().UtcDateTime);
+        var entries = new List<LedgerEntry>(2);
+        foreach (var (kind, quantity) in new[] { (LedgerKinds.ChatTokensIn, usage.PromptTokens), (LedgerKinds.ChatTokensOut, usage.CompletionTokens) })
+        {
+            if (quantity > 0)
+            {
+                entries.Add(new LedgerEntry(TenantId, day, model, kind, userId, quantity, quantity * price));
+            }
+        }
+
+        await ledger.AddAsync(entries);
+    }
+
     public async Task<RateLease> Lease(RateLeaseRequest request)
     {
         Roll();

@@ -140,6 +140,15 @@ public interface IConversationStore
     /// <summary>The turns of a conversation, oldest first.</summary>
     Task<IReadOnlyList<ChatTurn>> GetAsync(string tenantId, string userId, string conversationId, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// One user's conversations, most recently active first (ties by id, descending), after the opaque
+    /// <paramref name="cursor"/> of a previous page.
+    /// </summary>
+    Task<ConversationPage> ListAsync(string tenantId, string userId, string? cursor, int limit, CancellationToken cancellationToken = default);
+
+    /// <summary>Removes one conversation's turns; returns how many there were.</summary>
+    Task<int> DeleteAsync(string tenantId, string userId, string conversationId, CancellationToken cancellationToken = default);
+
     /// <summary>Removes every conversation of a tenant.</summary>
     Task DeleteTenantAsync(string tenantId, CancellationToken cancellationToken = default);
 }
