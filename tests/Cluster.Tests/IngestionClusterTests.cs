@@ -357,7 +357,7 @@ public sealed class IngestionClusterTests(IngestionClusterFixture fixture) : ICl
     public async Task A_large_document_is_embedded_on_every_silo_with_each_vector_on_its_own_chunk()
     {
         var collection = await CollectionAsync("spread", "docs", 40);
-        var text = string.Join("\n\n", Enumerable.Range(0, 60).Select(p => $"Paragraph spreadmarker {p}: " + Words(100 + p, 45)));
+        var text = string.Join("\n\n", Enumerable.Range(0, 130).Select(p => $"Paragraph spreadmarker {p}: " + Words(100 + p, 45)));
         await collection.AddDocument(Upload("big", text));
 
         var doc = await PollAsync(collection, "big", TimeSpan.FromSeconds(120));
