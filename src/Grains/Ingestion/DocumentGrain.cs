@@ -12,8 +12,8 @@ namespace RagOrleans.Grains.Ingestion;
 /// One document's ingestion: queued → processing → indexed | failed. The document record in the store is the durable
 /// state. Scheduling has one durable mechanism, a reminder the grain holds exactly while the document is unfinished:
 /// <list type="bullet">
-/// <item><see cref="Start"/> registers it, then runs the first attempt at once (through a grain timer, so the caller
-/// does not wait on the pipeline);</item>
+/// <item><see cref="Start"/> runs the first attempt at once through a grain timer (the caller does not wait), and
+/// the attempt registers the reminder before it waits for a slot or does any work;</item>
 /// <item>a transient failure (embedder unavailable, storage timeout, a silo lost mid-call) moves the reminder's due time
 /// to the backoff (exponential, jittered), and that tick runs the next attempt, until
 /// <see cref="RagOptions.IngestionMaxAttempts"/>; then the document is failed with the last reason;</item>
@@ -62,11 +62,12 @@ public sealed class DocumentGrain(
         return Task.CompletedTask;
     }
 
-    public async Task Start()
+    public Task Start()
     {
-        // Durable first: if this silo dies before the attempt ends, the reminder brings the document back elsewhere.
-        await HoldReminderAsync(options.Value.IngestionWatchdogPeriod);
+        // The attempt registers the reminder first thing, off the caller's path: an upload never waits on the
+        // reminder table, and a crash before that instant leaves a queued record that IngestionRecovery finds.
         Schedule(TimeSpan.Zero);
+        return Task.CompletedTask;
     }
 
     public async Task ReceiveReminder(string reminderName, TickStatus status)
@@ -105,9 +106,11 @@ public sealed class DocumentGrain(
             return;
         }
 
-        if (_timer is null)
+        if (_timer is null && (record.Status == DocumentStatus.Processing || !await HasReminderAsync()))
         {
-            // A fresh activation of an unfinished document: the one that ran it died with its silo. Resume it.
+            // A fresh activation of an unfinished document: the one that ran it died with its silo (or the reminder was
+            // lost with an embedded process). Resume it now rather than at the next watchdog tick; a document waiting
+            // out its backoff is left to its reminder.
             Schedule(TimeSpan.Zero);
         }
 
@@ -183,6 +186,12 @@ public sealed class DocumentGrain(
             await ReleaseReminderAsync();
             Complete();
             return;
+        }
+
+        if (_reminder is null)
+        {
+            // Durable before any wait or work: if this silo dies from here on, the reminder resumes the document elsewhere.
+            await HoldReminderAsync(options.Value.IngestionWatchdogPeriod);
         }
 
         using var slot = await throttle.AcquireAsync(_tenantId, cancellationToken);
@@ -488,6 +497,19 @@ public sealed class DocumentGrain(
         {
             logger.LogWarning(ex, "Document {DocumentId} of {TenantId}/{Collection}: could not register its reminder; retrying on a timer",
                 _documentId, _tenantId, _collection);
+            return false;
+        }
+    }
+
+    private async Task<bool> HasReminderAsync()
+    {
+        try
+        {
+            return await this.GetReminder(ReminderName) is not null;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            logger.LogWarning(ex, "Document {DocumentId} of {TenantId}/{Collection}: could not read its reminder", _documentId, _tenantId, _collection);
             return false;
         }
     }

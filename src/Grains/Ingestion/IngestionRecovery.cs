@@ -28,16 +28,22 @@ public sealed class IngestionRecovery(
     public void Participate(ISiloLifecycle lifecycle) =>
         lifecycle.Subscribe(nameof(IngestionRecovery), ServiceLifecycleStage.Active, OnActiveAsync, OnStopAsync);
 
-    private async Task OnActiveAsync(CancellationToken cancellationToken)
+    private Task OnActiveAsync(CancellationToken cancellationToken)
     {
         if (!options.Value.IngestionRecovery)
         {
             // Reminders alone then resume documents (tests prove they suffice).
-            return;
+            return Task.CompletedTask;
         }
 
-        await ResumeUnfinishedAsync("this silo started", cancellationToken);
-        _watch = Task.Run(() => WatchMembershipAsync(_stopping.Token), CancellationToken.None);
+        // In the background: each Start registers a reminder, and the silo's start must not wait on the reminder
+        // service (or on thousands of documents) before it serves requests.
+        _watch = Task.Run(async () =>
+        {
+            await ResumeUnfinishedAsync("this silo started", _stopping.Token);
+            await WatchMembershipAsync(_stopping.Token);
+        }, CancellationToken.None);
+        return Task.CompletedTask;
     }
 
     private async Task OnStopAsync(CancellationToken cancellationToken)
