@@ -46,6 +46,9 @@ public static class RagSiloBuilderExtensions
         silo.AddPlacementDirector<SiloTargetedPlacement, SiloTargetedPlacementDirector>();
         services.AddSingleton<IEmbeddingService>(sp => sp.GetRequiredService<EmbeddingModelRegistry>().Default);
         services.AddHostedService(sp => sp.GetRequiredService<EmbeddingModelRegistry>());
+        services.AddOptions<Indexing.ShardMemoryOptions>().BindConfiguration(Indexing.ShardMemoryOptions.Section);
+        services.AddSingleton<Indexing.ShardMemoryGovernor>();
+        services.AddHostedService(sp => sp.GetRequiredService<Indexing.ShardMemoryGovernor>());
         services.AddSingleton<DocumentProcessor>();
         services.AddSingleton<IngestionThrottle>();
         services.AddSingleton(new ExtractiveAnswerer(new ExtractiveAnswerOptions()));
