@@ -83,6 +83,13 @@ public interface IIndexShardGrain : IGrainWithStringKey
     [ReadOnly]
     [Alias("Hydrate")] Task<IReadOnlyList<SearchHit?>> Hydrate(long[] seqs);
 
+    /// <summary>
+    /// The indexed chunks of one document with their embeddings (empty when the document has none here), so a
+    /// re-ingestion embeds only the chunks whose text changed.
+    /// </summary>
+    [ReadOnly]
+    [Alias("DocumentVectors")] Task<IReadOnlyList<StoredChunkVector>> DocumentVectors(string documentId);
+
     /// <summary>Counters.</summary>
     [ReadOnly]
     [Alias("GetStats")] Task<ShardStats> GetStats();
@@ -135,6 +142,26 @@ public interface IEmbedderGrain : IGrainWithIntegerKey
     /// <summary>Unit-length embeddings of <paramref name="texts"/>, in order.</summary>
     [Alias("Embed")] Task<float[][]> Embed(string model, IReadOnlyList<string> texts, EmbeddingKind kind);
 }
+
+/// <summary>
+/// An embedder on one silo, keyed by that silo's address (<c>SiloAddress.ToParsableString()</c>) and placed there
+/// while the silo lives: a large document's batches are spread over every silo's model through these.
+/// </summary>
+[Alias("rag.ISiloEmbedderGrain")]
+public interface ISiloEmbedderGrain : IGrainWithStringKey
+{
+    /// <summary>Unit-length embeddings of <paramref name="texts"/>, in order, computed on this grain's silo.</summary>
+    [AlwaysInterleave]
+    [Alias("Embed")] Task<float[][]> Embed(string model, IReadOnlyList<string> texts, EmbeddingKind kind);
+}
+
+/// <summary>An indexed chunk's text, the context its embedding was computed with, and the embedding.</summary>
+[GenerateSerializer, Immutable, Alias("rag.StoredChunkVector")]
+public sealed record StoredChunkVector(
+    [property: Id(0)] string Text,
+    [property: Id(1)] string? Section,
+    [property: Id(2)] string? Title,
+    [property: Id(3)] float[] Vector);
 
 /// <summary>The response replayed for a repeated request with the same <c>Idempotency-Key</c>.</summary>
 [GenerateSerializer, Immutable, Alias("rag.IdempotentResponse")]

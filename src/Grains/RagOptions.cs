@@ -36,8 +36,31 @@ public sealed class RagOptions
     /// <summary>Ingestion attempts before a document is marked failed.</summary>
     public int IngestionMaxAttempts { get; set; } = 5;
 
-    /// <summary>Delay before the first retry; doubles per attempt.</summary>
+    /// <summary>Delay before the first retry; doubles per attempt (with jitter: each wait is 50–100 % of the nominal one).</summary>
     public TimeSpan IngestionRetryDelay { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Longest nominal wait between two attempts.</summary>
+    public TimeSpan IngestionMaxRetryDelay { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Period of the reminder an unfinished document holds. Retries are its due times; between them it ticks at this
+    /// period, and a tick that finds no attempt running (the silo that ran one died) starts one. At least Orleans'
+    /// <c>ReminderOptions.MinimumReminderPeriod</c> (1 minute unless configured).
+    /// </summary>
+    public TimeSpan IngestionWatchdogPeriod { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// Whether a starting silo, and the survivors of a dead silo, resume unfinished documents at once. Reminders alone
+    /// resume them too (within <see cref="IngestionWatchdogPeriod"/>) where the reminder table is durable (cluster
+    /// mode); embedded mode keeps reminders in memory, so a restarted process relies on this sweep.
+    /// </summary>
+    public bool IngestionRecovery { get; set; } = true;
+
+    /// <summary>Document-chunk embeddings kept per silo (by hash of model and text) so repeated chunks skip the model; 0 disables.</summary>
+    public int ChunkEmbeddingCacheCapacity { get; set; } = 20_000;
+
+    /// <summary>Embedding batches of one document in flight per silo; a large document spreads its batches over every silo.</summary>
+    public int EmbedBatchesInFlightPerSilo { get; set; } = 2;
 
     /// <summary>Documents one silo parses and embeds at the same time; the rest wait queued.</summary>
     public int MaxConcurrentIngestions { get; set; } = 2;

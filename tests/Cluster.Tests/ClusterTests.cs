@@ -26,6 +26,7 @@ public sealed class ClusterTests : IAsyncLifetime
         builder.ConfigureSilo((_, silo) =>
         {
             silo.AddRag();
+            silo.UseInMemoryReminderService();
             silo.Services.PostConfigure<RagOptions>(o =>
             {
                 o.DataDir = _dataDir;

@@ -36,6 +36,7 @@ public sealed class QuotaClusterFixture : IAsyncLifetime
         {
             silo.Services.AddKeyedSingleton<TimeProvider>(QuotaOptions.ClockKey, Clock);
             silo.AddRag();
+            silo.UseInMemoryReminderService();
             silo.Services.PostConfigure<RagOptions>(o =>
             {
                 o.DataDir = _dataDir;

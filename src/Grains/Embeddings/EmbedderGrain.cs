@@ -8,7 +8,7 @@ namespace RagOrleans.Grains.Embeddings;
 /// the batcher, not the number of activations, bounds the work on the cores.
 /// </summary>
 [GrainType("embedder"), StatelessWorker, Reentrant]
-public sealed class EmbedderGrain(EmbeddingModelRegistry models) : Grain, IEmbedderGrain
+public sealed class EmbedderGrain(IEmbeddingModels models) : Grain, IEmbedderGrain
 {
     public Task<bool> IsReady() => Task.FromResult(models.IsReady);
 

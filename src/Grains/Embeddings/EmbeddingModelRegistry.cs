@@ -11,7 +11,7 @@ namespace RagOrleans.Grains.Embeddings;
 /// model is loaded in the background at start (readiness waits for it); any other is loaded by the first request that
 /// names it, so a silo whose collections never use a model never holds it in memory.
 /// </summary>
-public sealed class EmbeddingModelRegistry : IHostedService, IAsyncDisposable
+public sealed class EmbeddingModelRegistry : IEmbeddingModels, IHostedService, IAsyncDisposable
 {
     private readonly Dictionary<string, OnnxEmbeddingService> _services = new(StringComparer.Ordinal);
     private readonly ILogger<EmbeddingModelRegistry> _logger;

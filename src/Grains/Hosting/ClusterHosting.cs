@@ -115,6 +115,10 @@ public static class ClusterHosting
         if (!IsClusterMode(configuration))
         {
             silo.UseLocalhostClustering(siloPort, gatewayPort, serviceId: ServiceId, clusterId: "embedded");
+
+            // One process: reminders in memory. They drive retries and their backoff while the process lives; a restart
+            // loses them, and IngestionRecovery's start-up sweep resumes every unfinished document instead.
+            silo.UseInMemoryReminderService();
             return silo.AddRag();
         }
 

@@ -41,6 +41,9 @@ public static class RagSiloBuilderExtensions
         }
 
         services.AddSingleton<EmbeddingModelRegistry>();
+        services.AddSingleton<IEmbeddingModels>(sp => sp.GetRequiredService<EmbeddingModelRegistry>());
+        services.AddSingleton(sp => new ChunkVectorCache(sp.GetRequiredService<IOptions<RagOptions>>().Value.ChunkEmbeddingCacheCapacity));
+        silo.AddPlacementDirector<SiloTargetedPlacement, SiloTargetedPlacementDirector>();
         services.AddSingleton<IEmbeddingService>(sp => sp.GetRequiredService<EmbeddingModelRegistry>().Default);
         services.AddHostedService(sp => sp.GetRequiredService<EmbeddingModelRegistry>());
         services.AddOptions<Indexing.ShardMemoryOptions>().BindConfiguration(Indexing.ShardMemoryOptions.Section);

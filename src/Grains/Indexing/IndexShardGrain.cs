@@ -247,6 +247,38 @@ public sealed class IndexShardGrain(
         return result;
     }
 
+    public async Task<IReadOnlyList<StoredChunkVector>> DocumentVectors(string documentId)
+    {
+        var seqs = _index.SeqsOf(documentId);
+        if (seqs.Count == 0)
+        {
+            return [];
+        }
+
+        // Vectors from memory, texts from the log (memory keeps no text): both describe the same committed rows.
+        var vectors = _index.VectorsOf(seqs);
+        var rows = await log.GetAsync(ShardKey, seqs);
+        var vectorOf = new Dictionary<long, float[]>(seqs.Count);
+        for (var i = 0; i < seqs.Count; i++)
+        {
+            if (vectors[i] is { } v)
+            {
+                vectorOf[seqs[i]] = v;
+            }
+        }
+
+        var result = new List<StoredChunkVector>(rows.Count);
+        foreach (var row in rows)
+        {
+            if (row.Text is not null && vectorOf.TryGetValue(row.Seq, out var vector))
+            {
+                result.Add(new StoredChunkVector(row.Text, row.Section, row.Title, vector));
+            }
+        }
+
+        return result;
+    }
+
     public Task<ShardStats> GetStats() =>
         Task.FromResult(new ShardStats(_index.Count, _index.DocumentCount, _watermark, _snapshotWatermark, _index.EstimatedMemoryBytes, RuntimeIdentity));
 
@@ -395,6 +427,10 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
 
         return result;
     }
+
+    /// <summary>Log sequence numbers of a document's live chunks (empty when it has none).</summary>
+    public IReadOnlyList<long> SeqsOf(string documentId) =>
+        _documents.TryGetValue(documentId, out var ids) ? ids.ConvertAll(id => _seqOf[id]) : [];
 
     /// <summary>Copies of the live chunks' vectors by log sequence number; null for a chunk that is not (or no longer) here.</summary>
     public IReadOnlyList<float[]?> VectorsOf(IReadOnlyList<long> seqs)

@@ -86,6 +86,12 @@ public sealed class DocumentProcessor(IEmbeddingService embeddings, RagMetrics? 
         return new PreparedDocument(docTitle, prepared);
     }
 
+    /// <summary>
+    /// The text the model saw for a stored chunk of the document titled <paramref name="title"/>: the same prefix rule
+    /// as <see cref="Chunk"/>, so a stored vector can be matched to a freshly prepared chunk.
+    /// </summary>
+    public string EmbeddingText(string? title, string? section, string text) => Prefix(embeddings.Tokenizer, title, section) + text;
+
     /// <summary>"Title › Heading\n" within <see cref="PrefixBudget"/> word pieces (the heading path repeats the H1, so it is dropped).</summary>
     internal static string Prefix(ITokenCounter tokens, string? title, string? headingPath)
     {

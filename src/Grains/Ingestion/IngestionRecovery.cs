@@ -5,6 +5,10 @@ using RagOrleans.Grains.Storage;
 namespace RagOrleans.Grains.Ingestion;
 
 /// <summary>
+/// The fast path of resumption; the guarantee is each unfinished document's reminder (see <see cref="DocumentGrain"/>),
+/// which fires on a surviving silo within <see cref="RagOptions.IngestionWatchdogPeriod"/> where the reminder table is
+/// durable. This sweep matters where it is not (embedded mode keeps reminders in memory, so a restart loses them) and
+/// shortens the wait after a silo dies from up to a watchdog period to seconds.
 /// Resumes documents whose pipeline was lost: after this silo starts (everything queued or processing when the
 /// process stopped), and whenever another silo of the cluster is declared dead (its document activations went
 /// with it, and nobody else would call them again). Starting a document whose pipeline is alive is harmless:
@@ -15,6 +19,7 @@ public sealed class IngestionRecovery(
     IGrainFactory grains,
     IClusterMembershipService membership,
     ILocalSiloDetails localSilo,
+    Microsoft.Extensions.Options.IOptions<RagOptions> options,
     ILogger<IngestionRecovery> logger) : ILifecycleParticipant<ISiloLifecycle>
 {
     private readonly CancellationTokenSource _stopping = new();
@@ -23,10 +28,22 @@ public sealed class IngestionRecovery(
     public void Participate(ISiloLifecycle lifecycle) =>
         lifecycle.Subscribe(nameof(IngestionRecovery), ServiceLifecycleStage.Active, OnActiveAsync, OnStopAsync);
 
-    private async Task OnActiveAsync(CancellationToken cancellationToken)
+    private Task OnActiveAsync(CancellationToken cancellationToken)
     {
-        await ResumeUnfinishedAsync("this silo started", cancellationToken);
-        _watch = Task.Run(() => WatchMembershipAsync(_stopping.Token), CancellationToken.None);
+        if (!options.Value.IngestionRecovery)
+        {
+            // Reminders alone then resume documents (tests prove they suffice).
+            return Task.CompletedTask;
+        }
+
+        // In the background: each Start registers a reminder, and the silo's start must not wait on the reminder
+        // service (or on thousands of documents) before it serves requests.
+        _watch = Task.Run(async () =>
+        {
+            await ResumeUnfinishedAsync("this silo started", _stopping.Token);
+            await WatchMembershipAsync(_stopping.Token);
+        }, CancellationToken.None);
+        return Task.CompletedTask;
     }
 
     private async Task OnStopAsync(CancellationToken cancellationToken)

@@ -37,6 +37,7 @@ public sealed class RagMetrics : IDisposable
     private readonly Meter _meter;
     private readonly Histogram<double> _ingestionStep;
     private readonly Counter<long> _ingestedDocuments;
+    private readonly Counter<long> _chunkEmbeddings;
     private readonly Histogram<int> _embeddingBatch;
     private readonly Counter<long> _embeddedTexts;
     private readonly Histogram<double> _embeddingDuration;
@@ -59,6 +60,8 @@ public sealed class RagMetrics : IDisposable
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
         _ingestedDocuments = _meter.CreateCounter<long>("rag.ingestion.documents", "{document}",
             "Ingestion attempts that ended, by outcome (indexed, failed, retried).");
+        _chunkEmbeddings = _meter.CreateCounter<long>("rag.ingestion.chunk_embeddings", "{chunk}",
+            "Where document chunks got their embeddings: source=indexed (the document's own stored chunk, same text), cache (this silo's cache), model.");
         _meter.CreateObservableGauge("rag.ingestion.backlog", ObserveBacklog, "{document}",
             "Documents waiting for an ingestion slot (state=waiting) or being ingested (state=running) on this process.");
 
@@ -101,6 +104,15 @@ public sealed class RagMetrics : IDisposable
     /// <summary>Counts an ingestion attempt that ended with <paramref name="outcome"/> (indexed, failed, retried).</summary>
     public void IngestionEnded(string outcome) =>
         _ingestedDocuments.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
+
+    /// <summary>Counts chunks whose embedding came from <paramref name="source"/> (indexed, cache, model).</summary>
+    public void ChunkEmbeddings(string source, int count)
+    {
+        if (count > 0)
+        {
+            _chunkEmbeddings.Add(count, new KeyValuePair<string, object?>("source", source));
+        }
+    }
 
     /// <summary>Reports a source of ingestion backlog until the returned handle is disposed.</summary>
     public IDisposable TrackBacklog(Func<(int Waiting, int Running)> backlog)
