@@ -21,6 +21,30 @@ public sealed class BrowserFactAttribute : FactAttribute
     }
 }
 
+/// <summary>One browser for a test class, started on first use (so a class's non-browser tests never need it).</summary>
+public sealed class BrowserFixture : IDisposable
+{
+    private readonly Lazy<HeadlessChromium> _browser = new(HeadlessChromium.Start);
+
+    /// <summary>The browser on a fresh page at <paramref name="url"/>, with this origin's session storage cleared.</summary>
+    public HeadlessChromium Open(string url)
+    {
+        var browser = _browser.Value;
+        browser.Driver.Navigate().GoToUrl(url);
+        browser.Driver.ExecuteScript("sessionStorage.clear()");
+        browser.Driver.Navigate().Refresh();
+        return browser;
+    }
+
+    public void Dispose()
+    {
+        if (_browser.IsValueCreated)
+        {
+            _browser.Value.Dispose();
+        }
+    }
+}
+
 /// <summary>
 /// Headless Debian Chromium driven through the system chromedriver. Both paths are given explicitly so that
 /// Selenium Manager never runs (it would try to download a driver or a browser).

@@ -1,12 +1,14 @@
 using System.Net;
+using System.Diagnostics;
 using OpenQA.Selenium;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace RagOrleans.EndToEnd.Tests;
 
 /// <summary>The web page at <c>/</c>, served by the frontend and driven in headless Chromium.</summary>
 [Collection(ServiceCollection.Name)]
-public sealed class WebPageTests(ServiceFixture fixture)
+public sealed class WebPageTests(ServiceFixture fixture, BrowserFixture browsers, ITestOutputHelper output) : IClassFixture<BrowserFixture>
 {
     private const string Handbook =
         "# Timers and reminders\n\n" +
@@ -53,11 +55,12 @@ public sealed class WebPageTests(ServiceFixture fixture)
         var file = Path.Combine(TestPaths.NewTempDir("webui"), "orleans-timers.md");
         await File.WriteAllTextAsync(file, Handbook);
 
-        using var browser = HeadlessChromium.Start();
+        Step("tenant created");
+        var browser = browsers.Open(Service.BaseUrl + "/");
         var driver = browser.Driver;
+        Step("browser started");
         try
         {
-            driver.Navigate().GoToUrl(Service.BaseUrl + "/");
             Assert.Equal("RagOrleans", driver.Title);
             Assert.Equal("Not connected", driver.FindElement(By.Id("connection")).Text);
             Assert.False(driver.FindElement(By.Id("question")).Enabled, "chat must wait for a key and a collection");
@@ -72,6 +75,7 @@ public sealed class WebPageTests(ServiceFixture fixture)
             Assert.Equal(adminKey, driver.ExecuteScript("return sessionStorage.getItem('ragorleans.apiKey')"));
             Assert.Equal("", driver.FindElement(By.Id("api-key")).GetAttribute("value"));
 
+            Step("connected");
             driver.FindElement(By.Id("new-collection")).SendKeys("handbook");
             driver.FindElement(By.Id("collection-create")).Click();
             browser.Until(() => driver.FindElement(By.Id("file-input")).Enabled && driver.ExecuteScript("return document.getElementById('collection-select').value") as string == "handbook" ? "ok" : null,
@@ -84,9 +88,11 @@ public sealed class WebPageTests(ServiceFixture fixture)
                 new MutationObserver(ms => { for (const m of ms) window.__seen.push(m.target.dataset.status); })
                   .observe(document.getElementById('documents'), { subtree: true, attributes: true, attributeFilter: ['data-status'] });
                 """);
+            Step("collection created");
             driver.FindElement(By.Id("file-input")).SendKeys(file);
             driver.FindElement(By.Id("upload-button")).Click();
             var row = browser.Until(() => driver.FindElements(By.CssSelector("#documents tr[data-status='indexed']")).FirstOrDefault(), "the upload to be indexed", 40);
+            Step("document indexed");
             Assert.Contains("orleans-timers.md", row.Text, StringComparison.Ordinal);
             Assert.Matches(@"indexed \(\d+ chunks?\)", row.FindElement(By.CssSelector(".doc-status")).Text);
             Assert.Equal("100", row.FindElement(By.TagName("progress")).GetAttribute("value"));
@@ -98,7 +104,8 @@ public sealed class WebPageTests(ServiceFixture fixture)
             driver.FindElement(By.Id("question")).SendKeys("Do reminders keep firing after the grain is deactivated?" + Keys.Enter);
             var answer = browser.Until(
                 () => driver.FindElements(By.CssSelector("#messages article.assistant[aria-busy='false']")).FirstOrDefault(), "the answer", 30);
-            Assert.Equal("You", driver.FindElement(By.CssSelector("#messages article.user h3")).Text);
+            Step("answered");
+            Assert.Equal("You", driver.FindElement(By.CssSelector("#messages article.user h3")).GetDomProperty("textContent"));
             Assert.Contains("Do reminders keep firing", driver.FindElement(By.CssSelector("#messages article.user p")).Text, StringComparison.Ordinal);
             Assert.Empty(answer.FindElements(By.CssSelector(".error")));
             var answerText = answer.FindElement(By.CssSelector(".answer-text")).Text;
@@ -119,6 +126,7 @@ public sealed class WebPageTests(ServiceFixture fixture)
             Assert.Equal("citation-panel", driver.SwitchTo().ActiveElement().GetAttribute("id"));
             Assert.Equal("true", markers[0].GetAttribute("aria-expanded"));
             browser.Screenshot("web-page-chat");
+            Step("citation shown, screenshot saved");
 
             // Escape closes the source and gives the focus back to the marker.
             driver.SwitchTo().ActiveElement().SendKeys(Keys.Escape);
@@ -129,6 +137,7 @@ public sealed class WebPageTests(ServiceFixture fixture)
             driver.Navigate().Refresh();
             browser.Until(() => Text(driver, "connection") == "Connected" ? "ok" : null, "the stored key to reconnect");
             browser.Until(() => driver.FindElements(By.CssSelector("#documents tr[data-status='indexed']")).FirstOrDefault(), "the document list after a reload");
+            Step("reloaded");
             Assert.Equal("handbook", driver.ExecuteScript("return document.getElementById('collection-select').value"));
         }
         catch
@@ -151,11 +160,12 @@ public sealed class WebPageTests(ServiceFixture fixture)
             await (await admin.PostJson("/v1/collections", new { name = "docs" })).ExpectJson(HttpStatusCode.Created);
         }
 
-        using var browser = HeadlessChromium.Start();
+        Step("tenant and collection created");
+        var browser = browsers.Open(Service.BaseUrl + "/");
         var driver = browser.Driver;
+        Step("browser started");
         try
         {
-            driver.Navigate().GoToUrl(Service.BaseUrl + "/");
             driver.FindElement(By.Id("api-key")).SendKeys(adminKey + Keys.Enter);
             browser.Until(() => driver.FindElement(By.Id("question")).Enabled ? "ok" : null, "the only collection to be picked");
             driver.ExecuteScript("""
@@ -187,9 +197,11 @@ public sealed class WebPageTests(ServiceFixture fixture)
                 "event: delta\ndata: {\"text\":\"1] ✓.\"}\n\n" +
                 "event: done\ndata: {\"conversationId\":\"c-stream\",\"answer\":\"Réminders fire at most once a minute [1] ✓.\",\"usage\":{\"promptTokens\":12,\"completionTokens\":9},\"provider\":\"openai\",\"fallback\":false,\"cached\":true}\n\n");
 
+            Step("connected");
             driver.FindElement(By.Id("question")).SendKeys("and its limits?");
             driver.FindElement(By.Id("ask")).Click();
             var answer = browser.Until(() => driver.FindElements(By.CssSelector("#messages article.assistant[aria-busy='false']")).FirstOrDefault(), "the streamed answer");
+            Step("streamed answer rendered");
             Assert.Equal("Réminders fire at most once a minute [1] ✓.", answer.FindElement(By.CssSelector(".answer-text")).Text);
             Assert.Equal("[1]", answer.FindElement(By.CssSelector(".answer-text button.cite")).Text);
             Assert.Equal("Searched for: what are the limits of reminders", answer.FindElement(By.CssSelector(".query")).Text);
@@ -221,6 +233,7 @@ public sealed class WebPageTests(ServiceFixture fixture)
             Assert.Equal(new string?[] { "True", "c-stream", "and then?" }, list[1][1..]);
             Assert.True(driver.FindElement(By.Id("ask")).Enabled);
             browser.Screenshot("web-page-stream");
+            Step("done");
         }
         catch
         {
@@ -228,6 +241,11 @@ public sealed class WebPageTests(ServiceFixture fixture)
             throw;
         }
     }
+
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+
+    // Step timings in the test output show where the time goes when the test gets slow.
+    private void Step(string what) => output.WriteLine($"{_clock.Elapsed.TotalSeconds,6:F1} s  {what}");
 
     private static string Text(IWebDriver driver, string id) => driver.FindElement(By.Id(id)).Text;
 
