@@ -321,7 +321,22 @@ function schedulePoll() {
 async function poll() {
   const generation = state.generation;
   const collection = state.collection;
-  await Promise.all(pending().map(async (doc) => {
+  let waiting = pending();
+  if (waiting.length > 5) {
+    // A batch in flight: one list call instead of one call per document; only those it missed go one by one.
+    try {
+      const page = await api.listDocuments(collection);
+      if (generation !== state.generation) return;
+      for (const doc of (page && page.documents) || []) {
+        if (state.documents.has(doc.id)) showDocument(doc);
+      }
+      const listed = new Set(((page && page.documents) || []).map((d) => d.id));
+      waiting = waiting.filter((d) => !listed.has(d.id));
+    } catch {
+      // Fall back to asking for each one.
+    }
+  }
+  await Promise.all(waiting.map(async (doc) => {
     try {
       const fresh = await api.getDocument(collection, doc.id);
       if (generation === state.generation && fresh) showDocument(fresh);
