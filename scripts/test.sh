@@ -14,6 +14,22 @@ if ! dotnet build RagOrleans.sln -c Release -nologo -v quiet; then
   exit 1
 fi
 
+# The web page's end-to-end tests drive headless Chromium through the system chromedriver: install the Debian
+# packages when missing (as root). Only when that is impossible are those tests skipped, saying why; a browser
+# missing without this script's say-so fails them.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if [[ $(id -u) -ne 0 ]]; then
+    export RAG_BROWSER_UNAVAILABLE="chromium or chromedriver is missing and installing them needs root"
+  else
+    echo "installing chromium chromium-driver" >&2
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq &&
+           DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq chromium chromium-driver >/dev/null; } >&2; then
+      export RAG_BROWSER_UNAVAILABLE="apt-get could not install chromium and chromium-driver"
+    fi
+  fi
+  echo "${RAG_BROWSER_UNAVAILABLE:-chromium installed}" >&2
+fi
+
 # Integration tests talk to real PostgreSQL and Redis: start throwaway servers on loopback (installing the
 # Debian packages if missing) and stop them afterwards, whatever happens.
 if ! bash scripts/test-services.sh up >&2; then

@@ -52,6 +52,7 @@ var app = builder.Build();
 app.UseMiddleware<RequestTelemetryMiddleware>();
 app.UseExceptionHandler();
 app.UseStatusCodePages();
+app.UseWebPage();
 app.UseMiddleware<AuthenticationMiddleware>();
 app.UseMiddleware<RateLimitingMiddleware>();
 if (app.Configuration.GetValue("Rag:Dashboard", true))
