@@ -2,7 +2,7 @@ using System.Globalization;
 using RagOrleans.Bench;
 using RagOrleans.Bench.Ann;
 
-// Usage: Ann siftsmall | real N   [--queries 1000] [--rounds 5] [--round-ms 1000] [--json FILE]
+// Usage: Ann siftsmall | real N   [--embed-only 1] [--queries 1000] [--rounds 5] [--round-ms 1000] [--json FILE]
 var parsed = new BenchArgs(args);
 if (parsed.Positional.Count == 0 || parsed.Positional[0] is not ("siftsmall" or "real"))
 {
@@ -21,6 +21,11 @@ else
 {
     var n = parsed.Positional.Count > 1 ? int.Parse(parsed.Positional[1], CultureInfo.InvariantCulture) : 20_000;
     data = RealEmbeddings.Load(sharedData, n, parsed.Int("queries", 1000));
+    if (parsed.Int("embed-only", 0) == 1)
+    {
+        // Fills the vector cache and stops, so the slow embedding can run once in the background.
+        return 0;
+    }
 }
 
 var settings = new AnnSettings(
