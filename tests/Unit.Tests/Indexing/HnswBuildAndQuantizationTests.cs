@@ -199,8 +199,8 @@ public sealed class HnswBuildAndQuantizationTests
     /// <summary>Rewrites a version-2 snapshot of a float index into the version-1 layout (no quantization field).</summary>
     private static byte[] ToVersionOne(byte[] v2)
     {
-        // magic 8 | version 4 | 13 int32 fields | rng uint64 | quantization int32 | header CRC | payload | CRC
-        const int headerFields = 8 + 4 + (13 * 4) + 8;
+        // magic 8 | version 4 | 12 int32 fields | rng uint64 | quantization int32 | header CRC | payload | CRC
+        const int headerFields = 8 + 4 + (12 * 4) + 8;
         Assert.Equal(0, BinaryPrimitives.ReadInt32LittleEndian(v2.AsSpan(headerFields, 4)));
         var payload = v2.AsSpan(headerFields + 4 + 4, v2.Length - headerFields - 4 - 4 - 4);
         var v1 = new byte[headerFields + 4 + payload.Length + 4];
