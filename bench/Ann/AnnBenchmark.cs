@@ -163,8 +163,16 @@ internal static class AnnBenchmark
         var targets = Targets(data, index, sweep, parallel, memory, int8, referenceQpsAt95);
         if (plotPath is not null)
         {
-            AnnPlot.Write(plotPath, data.Name, sweep, twoThreads, int8);
-            Console.WriteLine($"plot: {plotPath}");
+            try
+            {
+                AnnPlot.Write(plotPath, data.Name, sweep, twoThreads, int8);
+                Console.WriteLine($"plot: {plotPath}");
+            }
+            catch (Exception ex) when (ex is TypeInitializationException or DllNotFoundException or EntryPointNotFoundException)
+            {
+                // A missing or mismatched native Skia library must not cost the measurements of a long run.
+                Console.Error.WriteLine($"plot skipped: {ex.GetBaseException().Message}");
+            }
         }
 
         GC.KeepAlive(index);
