@@ -2,9 +2,16 @@ using System.Globalization;
 using RagOrleans.Bench;
 using RagOrleans.Bench.Ann;
 
-// Usage: Ann siftsmall | real N | tier   [--embed-only 1] [--queries 1000] [--rounds 5] [--round-ms 1000]
+// Usage: Ann siftsmall | real N | tier | replot REPORT.json OUT.png   [--embed-only 1] [--queries 1000] [--rounds 5] [--round-ms 1000]
 //        [--ref-qps95 Q] [--plot FILE.png] [--json FILE]
 var parsed = new BenchArgs(args);
+if (parsed.Positional is ["replot", var reportJson, var png])
+{
+    // Redraws the PNG of an earlier run from its --json summary.
+    AnnPlot.Replot(reportJson, png);
+    return 0;
+}
+
 if (parsed.Positional.Count == 0 || parsed.Positional[0] is not ("siftsmall" or "real" or "tier"))
 {
     Console.Error.WriteLine("usage: Ann siftsmall | real N | tier  [--queries 1000] [--rounds 5] [--round-ms 1000] [--ref-qps95 Q] [--plot FILE.png] [--json FILE]");
