@@ -30,6 +30,23 @@ internal sealed record MemoryResult(
     long RssAfterBuildBytes,
     long ManagedHeapAfterBuildBytes);
 
+/// <summary>Build with several insert threads (HnswIndex.AddBatch) and the recall of the graph it makes.</summary>
+internal sealed record ParallelBuildResult(int Threads, double Seconds, double InsertsPerSecond, double RecallAtEf64, double SequentialRecallAtEf64);
+
+/// <summary>Two threads querying one index at once: total QPS over both.</summary>
+internal sealed record TwoThreadResult(int Ef, double Recall, double BestQps, double MedianQps);
+
+/// <param name="HeapBytes">EstimatedMemoryBytes of the int8 index (codes, scales, graph).</param>
+/// <param name="VectorHeapBytesPerVector">In-memory vector bytes per vector: codes + scale (+ squared norm for L2).</param>
+/// <param name="VectorReduction">float32 bytes / in-memory int8 vector bytes.</param>
+internal sealed record QuantizedResult(
+    double BuildSeconds, long HeapBytes, double VectorHeapBytesPerVector, double VectorReduction, long MappedBytes, IReadOnlyList<QuantizedEf> Sweep);
+
+internal sealed record QuantizedEf(int Ef, double Recall, double FloatRecall, double RecallLoss, double BestQps, double FloatBestQps);
+
+/// <summary>One line of the targets table.</summary>
+internal sealed record TargetRow(string Target, string Reached, bool? Met);
+
 internal sealed record AnnReport(
     string Benchmark,
     string Dataset,
@@ -43,11 +60,19 @@ internal sealed record AnnReport(
     QpsResult BruteForce,
     IReadOnlyList<EfResult> Sweep,
     MemoryResult Memory,
+    ParallelBuildResult ParallelBuild,
+    IReadOnlyList<TwoThreadResult> TwoThreads,
+    QuantizedResult Int8,
+    IReadOnlyList<TargetRow> Targets,
     RunInfo Run);
 
 internal static class AnnBenchmark
 {
-    public static AnnReport Run(AnnDataset data, AnnSettings settings, RunInfo run)
+    // hnswlib on this machine kind (issue 9): M=16, efConstruction=200, 20k real MiniLM vectors.
+    internal static readonly (double Recall, double Qps)[] HnswlibReference = [(0.955, 9400), (0.973, 7600), (0.992, 4100), (0.998, 2400)];
+    private const double HnswlibBuildSeconds2Threads = 6.5;
+
+    public static AnnReport Run(AnnDataset data, AnnSettings settings, RunInfo run, double? referenceQpsAt95, string? plotPath)
     {
         var n = data.Base.Length;
         var dims = data.Dimensions;
@@ -131,9 +156,189 @@ internal static class AnnBenchmark
         }
 
         PrintTable(k, bruteForce, exactVsShipped, sweep);
+
+        var twoThreads = TwoThreadQps(index, data, settings, recalls);
+        var parallel = ParallelBuild(data, settings, truth, recalls[Array.IndexOf(settings.EfValues, 64)]);
+        var int8 = Int8(data, settings, truth, recalls, sweep);
+        var targets = Targets(data, index, sweep, parallel, memory, int8, referenceQpsAt95);
+        if (plotPath is not null)
+        {
+            try
+            {
+                AnnPlot.Write(plotPath, data.Name, sweep, twoThreads, int8);
+                Console.WriteLine($"plot: {plotPath}");
+            }
+            catch (Exception ex) when (ex is TypeInitializationException or DllNotFoundException or EntryPointNotFoundException)
+            {
+                // A missing or mismatched native Skia library must not cost the measurements of a long run.
+                Console.Error.WriteLine($"plot skipped: {ex.GetBaseException().Message}");
+            }
+        }
+
         GC.KeepAlive(index);
         return new AnnReport(
-            "ann", data.Name, data.Metric.ToString(), dims, n, data.Queries.Length, settings, exactVsShipped, build, bruteForce, sweep, memory, run.Finish());
+            "ann", data.Name, data.Metric.ToString(), dims, n, data.Queries.Length, settings, exactVsShipped, build, bruteForce, sweep, memory,
+            parallel, twoThreads, int8, targets, run.Finish());
+    }
+
+    private static List<TwoThreadResult> TwoThreadQps(HnswIndex index, AnnDataset data, AnnSettings settings, double[] recalls)
+    {
+        var results = new List<TwoThreadResult>();
+        for (var e = 0; e < settings.EfValues.Length; e++)
+        {
+            var ef = settings.EfValues[e];
+            var rounds = new double[settings.Rounds];
+            for (var r = 0; r < settings.Rounds; r++)
+            {
+                // Each thread walks its own half of the queries, repeatedly, for the round's duration.
+                var counts = new long[2];
+                var watch = Stopwatch.StartNew();
+                var threads = Enumerable.Range(0, 2).Select(t => new Thread(() =>
+                {
+                    var destination = new VectorHit[settings.K];
+                    long done = 0;
+                    do
+                    {
+                        for (var q = t; q < data.Queries.Length; q += 2)
+                        {
+                            index.Search(data.Queries[q], settings.K, destination, ef);
+                            done++;
+                        }
+                    }
+                    while (watch.ElapsedMilliseconds < settings.RoundMilliseconds);
+                    counts[t] = done;
+                })).ToArray();
+                foreach (var thread in threads)
+                {
+                    thread.Start();
+                }
+
+                foreach (var thread in threads)
+                {
+                    thread.Join();
+                }
+
+                rounds[r] = (counts[0] + counts[1]) / watch.Elapsed.TotalSeconds;
+            }
+
+            results.Add(new TwoThreadResult(ef, recalls[e], rounds.Max(), Stats.Median(rounds)));
+            Console.WriteLine($"2 threads ef={ef}: {rounds.Max():F0} QPS best, {Stats.Median(rounds):F0} median");
+        }
+
+        return results;
+    }
+
+    private static ParallelBuildResult ParallelBuild(AnnDataset data, AnnSettings settings, int[][] truth, double sequentialRecall64)
+    {
+        const int threads = 2;
+        var rows = Flatten(data.Base);
+        var options = new HnswOptions { M = settings.M, EfConstruction = settings.EfConstruction, ExactSearchThreshold = 0 };
+        using var index = new HnswIndex(data.Dimensions, data.Metric, options, initialCapacity: data.Base.Length);
+        var watch = Stopwatch.StartNew();
+        index.AddBatch(rows, threads);
+        watch.Stop();
+        var recall = Recall(index, data, truth, settings.K, 64);
+        var result = new ParallelBuildResult(threads, watch.Elapsed.TotalSeconds, data.Base.Length / watch.Elapsed.TotalSeconds, recall, sequentialRecall64);
+        Console.WriteLine($"build ({threads} threads): {result.Seconds:F2} s, {result.InsertsPerSecond:F0} inserts/s; recall@{settings.K} at ef 64 {recall:F4} (1-thread graph {sequentialRecall64:F4})");
+        return result;
+    }
+
+    private static QuantizedResult Int8(AnnDataset data, AnnSettings settings, int[][] truth, double[] floatRecalls, List<EfResult> floatSweep)
+    {
+        var options = new HnswOptions
+        {
+            M = settings.M, EfConstruction = settings.EfConstruction, ExactSearchThreshold = 0, Quantization = VectorQuantization.Int8,
+        };
+        using var index = new HnswIndex(data.Dimensions, data.Metric, options, initialCapacity: data.Base.Length);
+        var watch = Stopwatch.StartNew();
+        index.AddBatch(Flatten(data.Base), 2);
+        watch.Stop();
+        var n = data.Base.Length;
+        var vectorBytes = data.Dimensions + sizeof(float) + (data.Metric == VectorMetric.L2 ? sizeof(float) : 0);
+        var sweep = new List<QuantizedEf>();
+        var destination = new VectorHit[settings.K];
+        for (var e = 0; e < settings.EfValues.Length; e++)
+        {
+            var ef = settings.EfValues[e];
+            var recall = Recall(index, data, truth, settings.K, ef);
+            var best = Enumerable.Range(0, settings.Rounds)
+                .Max(_ => Qps(q => index.Search(data.Queries[q], settings.K, destination, ef), data.Queries.Length, settings.RoundMilliseconds));
+            sweep.Add(new QuantizedEf(ef, recall, floatRecalls[e], floatRecalls[e] - recall, best, floatSweep[e].Qps.BestQps));
+            Console.WriteLine($"int8 ef={ef}: recall@{settings.K} {recall:F4} (float {floatRecalls[e]:F4}, loss {floatRecalls[e] - recall:F4}), {best:F0} QPS (float {floatSweep[e].Qps.BestQps:F0})");
+        }
+
+        var result = new QuantizedResult(
+            watch.Elapsed.TotalSeconds, index.EstimatedMemoryBytes, vectorBytes, data.Dimensions * sizeof(float) / (double)vectorBytes, index.MappedVectorBytes, sweep);
+        Console.WriteLine($"int8: build (2 threads) {result.BuildSeconds:F2} s; heap {Mb(result.HeapBytes)} MB; {vectorBytes} B/vector in memory vs {data.Dimensions * 4} float32 ({result.VectorReduction:F2}x less); {Mb(result.MappedBytes)} MB float32 in the mapped file");
+        return result;
+    }
+
+    private static List<TargetRow> Targets(
+        AnnDataset data, HnswIndex index, List<EfResult> sweep, ParallelBuildResult parallel, MemoryResult memory, QuantizedResult int8, double? referenceQpsAt95)
+    {
+        static double? BestAt(IEnumerable<EfResult> sweep, double recall) =>
+            sweep.Where(r => r.Recall >= recall).Select(r => (double?)r.Qps.BestQps).DefaultIfEmpty(null).Max();
+
+        var rows = new List<TargetRow>();
+        var at95 = BestAt(sweep, 0.95);
+        var at99 = BestAt(sweep, 0.99);
+        rows.Add(new TargetRow("1-thread QPS at recall@10 >= 0.95 >= 9,400 (hnswlib, 20k)", at95 is { } a ? $"{a:F0}" : "recall not reached", at95 >= 9400));
+        rows.Add(new TargetRow("1-thread QPS at recall@10 >= 0.99 >= 4,100 (hnswlib, 20k)", at99 is { } b ? $"{b:F0}" : "recall not reached", at99 >= 4100));
+        if (referenceQpsAt95 is { } reference)
+        {
+            rows.Add(new TargetRow($"QPS at recall >= 0.95 >= 60% of the 20k figure ({reference:F0})", at95 is { } c ? $"{c:F0} = {100 * c / reference:F0}%" : "recall not reached", at95 >= 0.6 * reference));
+        }
+
+        rows.Add(new TargetRow($"2-thread build <= 2 x {HnswlibBuildSeconds2Threads} s", $"{parallel.Seconds:F2} s", parallel.Seconds <= 2 * HnswlibBuildSeconds2Threads));
+
+        // Raw float32 rows plus the links the graph needs (layer-0 lists with their counts, and the upper lists).
+        var linkBytes = index.EstimatedMemoryBytes - ((long)data.Base.Length * data.Dimensions * sizeof(float));
+        var rawPlusLinks = ((long)data.Base.Length * data.Dimensions * sizeof(float)) + ((long)data.Base.Length * (1 + (2 * 16)) * sizeof(int));
+        rows.Add(new TargetRow(
+            "index memory <= 1.2 x (raw float32 + layer-0 links)",
+            $"{memory.IndexEstimatedBytes / (double)rawPlusLinks:F3} x ({Mb(memory.IndexEstimatedBytes)} MB, links etc. {Mb(linkBytes)} MB)",
+            memory.IndexEstimatedBytes <= 1.2 * rawPlusLinks));
+        rows.Add(new TargetRow(
+            "process RSS growth for the index <= 1.2 x (raw + links)",
+            $"{(memory.RssAfterBuildBytes - memory.RssBeforeBuildBytes) / (double)rawPlusLinks:F3} x",
+            memory.RssAfterBuildBytes - memory.RssBeforeBuildBytes <= 1.2 * rawPlusLinks));
+        rows.Add(new TargetRow("int8: >= 3x less vector memory", $"{int8.VectorReduction:F2}x", int8.VectorReduction >= 3));
+        var worstLoss = int8.Sweep.Max(e => e.RecallLoss);
+        rows.Add(new TargetRow("int8: recall@10 loss <= 0.01 at the same ef", $"worst {worstLoss:F4} over ef {string.Join('/', int8.Sweep.Select(e => e.Ef))}", worstLoss <= 0.01));
+
+        Console.WriteLine();
+        Console.WriteLine($"targets ({data.Name}):");
+        foreach (var row in rows)
+        {
+            Console.WriteLine($"  [{(row.Met is null ? "  " : row.Met.Value ? "ok" : "NO")}] {row.Target,-62} {row.Reached}");
+        }
+
+        Console.WriteLine();
+        return rows;
+    }
+
+    private static double Recall(HnswIndex index, AnnDataset data, int[][] truth, int k, int ef)
+    {
+        var destination = new VectorHit[k];
+        var found = new int[data.Queries.Length][];
+        for (var q = 0; q < data.Queries.Length; q++)
+        {
+            var count = index.Search(data.Queries[q], k, destination, ef);
+            found[q] = destination.AsSpan(0, count).ToArray().Select(h => h.Id).ToArray();
+        }
+
+        return MeanRecall(found, truth, k);
+    }
+
+    internal static float[] Flatten(float[][] rows)
+    {
+        var flat = new float[rows.Length * rows[0].Length];
+        for (var i = 0; i < rows.Length; i++)
+        {
+            rows[i].CopyTo(flat, i * rows[0].Length);
+        }
+
+        return flat;
     }
 
     private static MemoryResult MeasureMemory(HnswIndex index, int dims, long rssBefore)
@@ -147,7 +352,7 @@ internal static class AnnBenchmark
             index.EstimatedMemoryBytes, index.EstimatedMemoryBytes / n, snapshot.Length, snapshot.Length / n, dims * sizeof(float), rssBefore, rssAfter, heap);
     }
 
-    private static double Qps(Action<int> search, int queries, int minMilliseconds)
+    internal static double Qps(Action<int> search, int queries, int minMilliseconds)
     {
         long done = 0;
         var watch = Stopwatch.StartNew();

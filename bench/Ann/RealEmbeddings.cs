@@ -72,7 +72,10 @@ internal static class RealEmbeddings
         return WordPieceTokenizer.FromVocab(vocab, descriptor.LowerCase);
     }
 
-    /// <summary>SciFact titles and abstract sentences plus 200-token Orleans docs chunks, deduplicated and shuffled.</summary>
+    /// <summary>
+    /// SciFact titles, abstract sentences and two-sentence windows, 200-token Orleans docs chunks, and War and Peace
+    /// sentences and paragraphs; deduplicated and shuffled.
+    /// </summary>
     private static List<string> CollectTexts(string sharedData, WordPieceTokenizer tokenizer)
     {
         var texts = new List<string>();
@@ -109,6 +112,38 @@ internal static class RealEmbeddings
             foreach (var chunk in chunker.Chunk(parsed))
             {
                 Add(chunk.Text);
+            }
+        }
+
+        // Tolstoy's War and Peace (plain text, hard-wrapped): one text per sentence, and each paragraph of several
+        // sentences as one chunk-level text. Literary prose is far from SciFact and the docs, so the index sees
+        // the mixture of unrelated corpora a multi-tenant service holds.
+        var novel = File.ReadAllText(Path.Combine(sharedData, "docs", "txt", "war-and-peace.txt")).ReplaceLineEndings("\n");
+        foreach (var block in novel.Split("\n\n", StringSplitOptions.RemoveEmptyEntries))
+        {
+            var paragraph = string.Join(' ', block.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+            var sentences = SentenceSplitter.Split(paragraph);
+            foreach (var sentence in sentences)
+            {
+                Add(paragraph.Substring(sentence.Start, sentence.Length));
+            }
+
+            if (sentences.Count > 1)
+            {
+                Add(paragraph);
+            }
+        }
+
+        // SciFact again at passage level: every window of two consecutive abstract sentences, the kind of small
+        // chunk a sentence-window retriever stores.
+        foreach (var line in File.ReadLines(Path.Combine(sharedData, "scifact", "corpus.jsonl")))
+        {
+            using var doc = JsonDocument.Parse(line);
+            var body = doc.RootElement.GetProperty("text").GetString() ?? string.Empty;
+            var sentences = SentenceSplitter.Split(body);
+            for (var i = 0; i + 1 < sentences.Count; i++)
+            {
+                Add(body.Substring(sentences[i].Start, sentences[i + 1].End - sentences[i].Start));
             }
         }
 

@@ -216,6 +216,8 @@ internal sealed class BenchArgs
 
     public string? Json => _options.GetValueOrDefault("json");
 
+    public string? Plot => _options.GetValueOrDefault("plot");
+
     public int Int(string name, int fallback) =>
         _options.TryGetValue(name, out var value) ? int.Parse(value, CultureInfo.InvariantCulture) : fallback;
 }

@@ -61,7 +61,7 @@ public sealed partial class HnswIndex
             return 0;
         }
 
-        if (_live < _options.ExactSearchThreshold)
+        if (UsesExactSearch)
         {
             return ExactSearch(query, k, filter, destination);
         }
@@ -71,6 +71,13 @@ public sealed partial class HnswIndex
             ? GraphSearch<CosineKernel>(query, k, ef, filter, destination, allowExactFallback: true)
             : GraphSearch<L2Kernel>(query, k, ef, filter, destination, allowExactFallback: true);
     }
+
+    /// <summary>
+    /// Small-tenant tier: below <see cref="HnswOptions.ExactSearchThreshold"/> live items a scan is faster than the
+    /// walk and exact, so searches take it. Re-evaluated on every search, so an index crosses back and forth as it
+    /// grows and shrinks; the graph is maintained all along.
+    /// </summary>
+    internal bool UsesExactSearch => _live < _options.ExactSearchThreshold;
 
     /// <summary>Exact k nearest live neighbours by a full scan (ties broken by lower id), best first.</summary>
     /// <param name="query">Exactly <see cref="Dimensions"/> floats.</param>
@@ -138,8 +145,8 @@ public sealed partial class HnswIndex
     private unsafe int ExactScan<TDist>(ReadOnlySpan<float> query, int k, Func<int, bool>? filter, HnswSearchScratch s, Span<VectorHit> destination)
         where TDist : struct, IDistanceKernel
     {
+        float* vectors = FloatBase;
         fixed (float* q = query)
-        fixed (float* vectors = &_vectors[_vectorOffset])
         fixed (byte* deleted = _deleted)
         {
             return filter is null
@@ -210,32 +217,36 @@ public sealed partial class HnswIndex
         {
             s.EnsureResultCapacity(ef + 1);
             bool complete;
+            float* vectors = FloatBase;
             fixed (float* q = query)
-            fixed (float* vectors = &_vectors[_vectorOffset])
             fixed (int* links0 = _links0)
             fixed (int* upper = _upperLinks)
             fixed (int* upperOffset = _upperOffset)
             fixed (byte* deleted = _deleted)
             {
                 var g = new Graph(vectors, links0, upper, upperOffset, _dims, _stride0, _strideUpper, _maxM0);
-                int current = _entryPoint;
-                float currentDistance = TDist.Distance(q, g.Vector(current), _dims);
-                for (int level = _maxLevel; level > 0; level--)
+                if (_quantized)
                 {
-                    GreedyClosest<TDist>(g, q, level, ref current, ref currentDistance);
-                }
-
-                if (!restricted)
-                {
-                    complete = SearchLayer<TDist, AllowAll>(g, q, current, currentDistance, ef, 0, s, default, budget);
-                }
-                else if (filter is null)
-                {
-                    complete = SearchLayer<TDist, AllowLive>(g, q, current, currentDistance, ef, 0, s, new AllowLive(deleted), budget);
+                    complete = !restricted
+                        ? WalkQuantized<TDist, AllowAll>(g, q, query, ef, s, default, budget)
+                        : filter is null
+                            ? WalkQuantized<TDist, AllowLive>(g, q, query, ef, s, new AllowLive(deleted), budget)
+                            : WalkQuantized<TDist, AllowLiveMatching>(g, q, query, ef, s, new AllowLiveMatching(deleted, filter), budget);
                 }
                 else
                 {
-                    complete = SearchLayer<TDist, AllowLiveMatching>(g, q, current, currentDistance, ef, 0, s, new AllowLiveMatching(deleted, filter), budget);
+                    int current = _entryPoint;
+                    float currentDistance = TDist.Distance(q, g.Vector(current), _dims);
+                    for (int level = _maxLevel; level > 0; level--)
+                    {
+                        GreedyClosest<TDist, NoLocks>(g, q, level, ref current, ref currentDistance, default);
+                    }
+
+                    complete = !restricted
+                        ? SearchLayer<TDist, AllowAll, NoLocks>(g, q, current, currentDistance, ef, 0, s, default, budget, default)
+                        : filter is null
+                            ? SearchLayer<TDist, AllowLive, NoLocks>(g, q, current, currentDistance, ef, 0, s, new AllowLive(deleted), budget, default)
+                            : SearchLayer<TDist, AllowLiveMatching, NoLocks>(g, q, current, currentDistance, ef, 0, s, new AllowLiveMatching(deleted, filter), budget, default);
                 }
 
                 if (allowExactFallback && (!complete || s.ResultCount < k))

@@ -9,11 +9,14 @@ public sealed partial class HnswIndex
     // Layout (little-endian):
     //   magic "RGHNSW\r\n" | int32 version | header fields | uint32 CRC-32C of everything so far
     //   vectors float[count*dims] | levels byte[count] | deleted byte[count] | links0 int[count*(1+2M)]
-    //   | upper links int[upperUsed] | uint32 CRC-32C of the whole file before it
+    //   | upper links int[upperUsed] | [v2, int8 only: codes sbyte[count*dims] | scales float[count]
+    //   | (L2 only) squared norms float[count]] | uint32 CRC-32C of the whole file before it
+    // Version 2 added the int32 quantization field at the end of the header and the int8 section; version 1
+    // snapshots (no quantization) still load.
     // The header has its own checksum so a corrupted size can never trigger a huge allocation.
     private static ReadOnlySpan<byte> SnapshotMagic => "RGHNSW\r\n"u8;
 
-    private const int SnapshotVersion = 1;
+    private const int SnapshotVersion = 2;
 
     // 1M elements per chunk: keeps spans far below the 2 GB byte-span limit and the checksum cache-friendly.
     private const int ChunkElements = 1 << 20;
@@ -47,6 +50,7 @@ public sealed partial class HnswIndex
         writer.WriteInt32(_maxLevel);
         writer.WriteInt32(_upperUsed);
         writer.WriteUInt64(_rngState);
+        writer.WriteInt32((int)_options.Quantization);
         writer.WriteChecksum();
 
         writer.WriteArray<float>(UsedVectors);
@@ -54,15 +58,27 @@ public sealed partial class HnswIndex
         writer.WriteArray<byte>(_deleted.AsSpan(0, _count));
         writer.WriteArray<int>(_links0.AsSpan(0, (int)((long)_count * _stride0)));
         writer.WriteArray<int>(_upperLinks.AsSpan(0, _upperUsed));
+        if (_quantized)
+        {
+            // Codes are stored, not recomputed on load, so a cold start is pure copying.
+            writer.WriteArray<sbyte>(_codes.AsSpan(0, _count * _dims));
+            writer.WriteArray<float>(_scales.AsSpan(0, _count));
+            if (_norms.Length > 0)
+            {
+                writer.WriteArray<float>(_norms.AsSpan(0, _count));
+            }
+        }
+
         writer.WriteChecksum();
     }
 
-    /// <summary>Reads a snapshot written by <see cref="WriteTo"/>.</summary>
+    /// <summary>Reads a snapshot written by <see cref="WriteTo"/> (any supported version).</summary>
     /// <param name="stream">Source, positioned at the snapshot; read sequentially, not closed.</param>
+    /// <param name="scratchDirectory">Where an int8 index keeps its memory-mapped float file (temp directory when null).</param>
     /// <exception cref="InvalidDataException">
     /// Bad magic, unsupported version, truncation, checksum mismatch or an inconsistent graph.
     /// </exception>
-    public static HnswIndex ReadFrom(Stream stream)
+    public static HnswIndex ReadFrom(Stream stream, string? scratchDirectory = null)
     {
         ArgumentNullException.ThrowIfNull(stream);
         if (!BitConverter.IsLittleEndian)
@@ -72,7 +88,7 @@ public sealed partial class HnswIndex
 
         try
         {
-            return ReadCore(new SnapshotReader(stream));
+            return ReadCore(new SnapshotReader(stream), scratchDirectory);
         }
         catch (EndOfStreamException ex)
         {
@@ -80,7 +96,7 @@ public sealed partial class HnswIndex
         }
     }
 
-    private static HnswIndex ReadCore(SnapshotReader reader)
+    private static HnswIndex ReadCore(SnapshotReader reader, string? scratchDirectory)
     {
         Span<byte> magic = stackalloc byte[8];
         reader.Read(magic);
@@ -90,33 +106,41 @@ public sealed partial class HnswIndex
         }
 
         int version = reader.ReadInt32();
-        if (version != SnapshotVersion)
+        if (version is not (1 or SnapshotVersion))
         {
             throw new InvalidDataException($"Unsupported HNSW snapshot version {version}; this build reads version {SnapshotVersion}.");
         }
 
         int dims = reader.ReadInt32();
         int metric = reader.ReadInt32();
-        var options = new HnswOptions
-        {
-            M = reader.ReadInt32(),
-            EfConstruction = reader.ReadInt32(),
-            EfSearch = reader.ReadInt32(),
-            Seed = reader.ReadInt32(),
-            ExactSearchThreshold = reader.ReadInt32(),
-        };
+        int m = reader.ReadInt32();
+        int efConstruction = reader.ReadInt32();
+        int efSearch = reader.ReadInt32();
+        int seed = reader.ReadInt32();
+        int exactSearchThreshold = reader.ReadInt32();
         int count = reader.ReadInt32();
         int live = reader.ReadInt32();
         int entryPoint = reader.ReadInt32();
         int maxLevel = reader.ReadInt32();
         int upperUsed = reader.ReadInt32();
         ulong rngState = reader.ReadUInt64();
+        var quantization = version >= 2 ? (VectorQuantization)reader.ReadInt32() : VectorQuantization.None;
         reader.VerifyChecksum("header");
+        var options = new HnswOptions
+        {
+            M = m,
+            EfConstruction = efConstruction,
+            EfSearch = efSearch,
+            Seed = seed,
+            ExactSearchThreshold = exactSearchThreshold,
+            Quantization = quantization,
+            ScratchDirectory = scratchDirectory,
+        };
 
         // The header checksum matched, so anything odd below is a writer bug or a crafted file; still refuse it.
         if (dims < 1 || dims > MaxDimensions || metric is not ((int)VectorMetric.Cosine or (int)VectorMetric.L2)
             || options.M < 2 || options.M > HnswOptions.MaxM || options.EfConstruction < 1 || options.EfSearch < 1
-            || options.ExactSearchThreshold < 0 || count < 0 || live < 0 || live > count
+            || options.ExactSearchThreshold < 0 || quantization is not (VectorQuantization.None or VectorQuantization.Int8) || count < 0 || live < 0 || live > count
             || entryPoint < -1 || entryPoint >= count || maxLevel < -1 || maxLevel > MaxLevelCap
             || (count == 0) != (entryPoint == -1) || (entryPoint == -1) != (maxLevel == -1) || upperUsed < 0
             || (long)count * dims > Array.MaxLength || (long)count * (1 + (2 * options.M)) > Array.MaxLength)
@@ -125,13 +149,32 @@ public sealed partial class HnswIndex
         }
 
         var index = new HnswIndex(dims, (VectorMetric)metric, options, count, validate: false);
-        index.EnsureUpperCapacity(upperUsed);
-        reader.ReadArray<float>(index._vectors.AsSpan(index._vectorOffset, count * dims));
-        reader.ReadArray<byte>(index._levels.AsSpan(0, count));
-        reader.ReadArray<byte>(index._deleted.AsSpan(0, count));
-        reader.ReadArray<int>(index._links0.AsSpan(0, count * index._stride0));
-        reader.ReadArray<int>(index._upperLinks.AsSpan(0, upperUsed));
-        reader.VerifyChecksum("payload");
+        try
+        {
+            index.EnsureUpperCapacity(upperUsed);
+            index._count = count;
+            reader.ReadArray<float>(index.UsedVectors);
+            reader.ReadArray<byte>(index._levels.AsSpan(0, count));
+            reader.ReadArray<byte>(index._deleted.AsSpan(0, count));
+            reader.ReadArray<int>(index._links0.AsSpan(0, count * index._stride0));
+            reader.ReadArray<int>(index._upperLinks.AsSpan(0, upperUsed));
+            if (index._quantized)
+            {
+                reader.ReadArray<sbyte>(index._codes.AsSpan(0, count * dims));
+                reader.ReadArray<float>(index._scales.AsSpan(0, count));
+                if (index._norms.Length > 0)
+                {
+                    reader.ReadArray<float>(index._norms.AsSpan(0, count));
+                }
+            }
+
+            reader.VerifyChecksum("payload");
+        }
+        catch
+        {
+            index.Dispose();
+            throw;
+        }
 
         index._count = count;
         index._live = live;
@@ -139,7 +182,16 @@ public sealed partial class HnswIndex
         index._maxLevel = maxLevel;
         index._upperUsed = upperUsed;
         index._rngState = rngState;
-        index.ValidateGraph();
+        try
+        {
+            index.ValidateGraph();
+        }
+        catch
+        {
+            index.Dispose();
+            throw;
+        }
+
         return index;
     }
 

@@ -16,7 +16,7 @@ namespace RagOrleans.Grains.Indexing;
 /// calls are safe with each other. <see cref="Add"/> and <see cref="Delete"/> need a single writer that never
 /// runs concurrently with searches; the caller guarantees that.</para>
 /// </remarks>
-public sealed partial class HnswIndex
+public sealed partial class HnswIndex : IDisposable
 {
     // Levels are stored as bytes; with M >= 2 a level above 30 has probability below 2^-30 per insert.
     private const int MaxLevelCap = 30;
@@ -48,11 +48,14 @@ public sealed partial class HnswIndex
     private int _maxLevel = -1;
     private ulong _rngState;
 
-    // Writer-only scratch for neighbour selection; Add is single-writer so instance fields are safe.
-    private HnswNeighbor[] _buildCandidates;
-    private HnswNeighbor[] _buildSelected;
-    private HnswNeighbor[] _pruneCandidates;
-    private HnswNeighbor[] _pruneSelected;
+    // Int8 mode (see VectorQuantization): codes and per-vector scales in memory (squared norms too for L2, whose
+    // distance needs them), exact float rows in a memory-mapped file; _vectors stays empty.
+    private readonly bool _quantized;
+    private MappedFloatRows? _mapped;
+    private sbyte[] _codes = [];
+    private float[] _scales = [];
+    private float[] _norms = [];
+
 
     /// <summary>Creates an empty index.</summary>
     /// <param name="dimensions">Length of every vector.</param>
@@ -89,16 +92,25 @@ public sealed partial class HnswIndex
         _rngState = unchecked((ulong)(long)options.Seed);
 
         capacity = Math.Max(1, capacity);
-        (_vectors, _vectorOffset) = AllocateVectors((long)capacity * _dims);
+        _quantized = options.Quantization == VectorQuantization.Int8;
+        if (_quantized)
+        {
+            _vectors = [];
+            _mapped = new MappedFloatRows(_dims, capacity, options.ScratchDirectory);
+            _codes = GC.AllocateUninitializedArray<sbyte>(checked(capacity * _dims), pinned: true);
+            _scales = new float[capacity];
+            _norms = metric == VectorMetric.L2 ? new float[capacity] : [];
+        }
+        else
+        {
+            (_vectors, _vectorOffset) = AllocateVectors((long)capacity * _dims);
+        }
+
         _links0 = new int[(long)capacity * _stride0];
         _upperOffset = new int[capacity];
         _levels = new byte[capacity];
         _deleted = new byte[capacity];
         _upperLinks = new int[Math.Max(16, capacity / _m * _strideUpper)];
-        _buildCandidates = new HnswNeighbor[Math.Max(options.EfConstruction, _maxM0) + 2];
-        _buildSelected = new HnswNeighbor[_maxM0 + 1];
-        _pruneCandidates = new HnswNeighbor[_maxM0 + 1];
-        _pruneSelected = new HnswNeighbor[_maxM0 + 1];
     }
 
     private const int MaxDimensions = 1 << 16;
@@ -118,15 +130,25 @@ public sealed partial class HnswIndex
     /// <summary>Number of ids ever assigned, including tombstoned ones; the next <see cref="Add"/> returns this value.</summary>
     public int TotalCount => _count;
 
+    /// <summary>How the graph walk reads vectors.</summary>
+    public VectorQuantization Quantization => _options.Quantization;
+
+    /// <summary>
+    /// Bytes of float32 vectors kept in a memory-mapped file instead of the heap (int8 mode only): pageable by the
+    /// operating system and read only to re-score final candidates and for exact scans.
+    /// </summary>
+    public long MappedVectorBytes => _mapped is null ? 0 : _mapped.CapacityRows * _dims * sizeof(float);
+
     /// <summary>Approximate heap bytes held by the index's arrays (allocated capacity, not just the used part).</summary>
     public long EstimatedMemoryBytes =>
         ((long)_vectors.Length * sizeof(float))
+        + _codes.LongLength
+        + ((long)(_scales.Length + _norms.Length) * sizeof(float))
         + ((long)_links0.Length * sizeof(int))
         + ((long)_upperLinks.Length * sizeof(int))
         + ((long)_upperOffset.Length * sizeof(int))
         + _levels.Length
-        + _deleted.Length
-        + ((long)(_buildCandidates.Length + _buildSelected.Length + _pruneCandidates.Length + _pruneSelected.Length) * Unsafe.SizeOf<HnswNeighbor>());
+        + _deleted.Length;
 
 
     internal int EntryPoint => _entryPoint;
@@ -169,7 +191,7 @@ public sealed partial class HnswIndex
 
         EnsureCapacity(_count + 1);
         int id = _count;
-        vector.CopyTo(_vectors.AsSpan(_vectorOffset + (int)((long)id * _dims), _dims));
+        StoreVector(id, vector);
         int level = DrawLevel();
         _levels[id] = (byte)level;
         _links0[id * _stride0] = 0;
@@ -198,11 +220,11 @@ public sealed partial class HnswIndex
 
         if (_metric == VectorMetric.Cosine)
         {
-            Insert<CosineKernel>(id, level);
+            Insert<CosineKernel, NoLocks>(id, level, _entryPoint, _maxLevel, default);
         }
         else
         {
-            Insert<L2Kernel>(id, level);
+            Insert<L2Kernel, NoLocks>(id, level, _entryPoint, _maxLevel, default);
         }
 
         if (level > _maxLevel)
@@ -243,7 +265,41 @@ public sealed partial class HnswIndex
     public ReadOnlySpan<float> GetVector(int id)
     {
         ValidateId(id);
-        return new ReadOnlySpan<float>(_vectors, _vectorOffset + (int)((long)id * _dims), _dims);
+        unsafe
+        {
+            return new ReadOnlySpan<float>(FloatBase + ((nint)id * _dims), _dims);
+        }
+    }
+
+    /// <summary>Releases the memory-mapped vector file of an int8 index; a no-op otherwise.</summary>
+    public void Dispose()
+    {
+        _mapped?.Dispose();
+        _mapped = null;
+    }
+
+    /// <summary>
+    /// First float of vector 0: the pinned array, or the mapping of an int8 index. Stable until the next capacity
+    /// growth; every caller is inside a single operation that does not grow the index.
+    /// </summary>
+    private unsafe float* FloatBase => _quantized
+        ? (_mapped ?? throw new ObjectDisposedException(nameof(HnswIndex))).Base
+        : (float*)Unsafe.AsPointer(ref _vectors[_vectorOffset]);
+
+    private unsafe void StoreVector(int id, ReadOnlySpan<float> vector)
+    {
+        vector.CopyTo(new Span<float>(FloatBase + ((nint)id * _dims), _dims));
+        if (_quantized)
+        {
+            _scales[id] = Int8Quantizer.Quantize(vector, _codes.AsSpan(id * _dims, _dims));
+            if (_norms.Length > 0)
+            {
+                fixed (float* v = vector)
+                {
+                    _norms[id] = SimdKernels.Dot(v, v, _dims);
+                }
+            }
+        }
     }
 
     private void ValidateId(int id)
@@ -271,9 +327,25 @@ public sealed partial class HnswIndex
         }
 
         int newCapacity = (int)Math.Min(limit, Math.Max(required, (long)capacity * 2));
-        var (vectors, offset) = AllocateVectors((long)newCapacity * _dims);
-        UsedVectors.CopyTo(vectors.AsSpan(offset));
-        (_vectors, _vectorOffset) = (vectors, offset);
+        if (_quantized)
+        {
+            _mapped!.EnsureCapacity(newCapacity);
+            var codes = GC.AllocateUninitializedArray<sbyte>(newCapacity * _dims, pinned: true);
+            _codes.AsSpan(0, _count * _dims).CopyTo(codes);
+            _codes = codes;
+            Array.Resize(ref _scales, newCapacity);
+            if (_norms.Length > 0)
+            {
+                Array.Resize(ref _norms, newCapacity);
+            }
+        }
+        else
+        {
+            var (vectors, offset) = AllocateVectors((long)newCapacity * _dims);
+            UsedVectors.CopyTo(vectors.AsSpan(offset));
+            (_vectors, _vectorOffset) = (vectors, offset);
+        }
+
         Array.Resize(ref _links0, (int)((long)newCapacity * _stride0));
         Array.Resize(ref _upperOffset, newCapacity);
         Array.Resize(ref _levels, newCapacity);
@@ -281,7 +353,7 @@ public sealed partial class HnswIndex
     }
 
     /// <summary>The used part of the vector store, row-major.</summary>
-    private Span<float> UsedVectors => _vectors.AsSpan(_vectorOffset, (int)((long)_count * _dims));
+    private unsafe Span<float> UsedVectors => new(FloatBase, (int)((long)_count * _dims));
 
     private static unsafe (float[] Array, int Offset) AllocateVectors(long length)
     {
@@ -320,14 +392,16 @@ public sealed partial class HnswIndex
         return Math.Min(level, MaxLevelCap);
     }
 
-    private unsafe void Insert<TDist>(int id, int level)
+    private unsafe void Insert<TDist, TSync>(int id, int level, int entryPoint, int maxLevel, TSync sync)
         where TDist : struct, IDistanceKernel
+        where TSync : struct, ILinkSync
     {
         var scratch = HnswSearchScratch.Rent(_count);
         try
         {
             scratch.EnsureResultCapacity(_options.EfConstruction + 1);
-            fixed (float* vectors = &_vectors[_vectorOffset])
+            scratch.EnsureBuildCapacity(_options.EfConstruction, _maxM0);
+            float* vectors = FloatBase;
             fixed (int* links0 = _links0)
             fixed (int* upper = _upperLinks)
             fixed (int* upperOffset = _upperOffset)
@@ -335,42 +409,54 @@ public sealed partial class HnswIndex
             {
                 var g = new Graph(vectors, links0, upper, upperOffset, _dims, _stride0, _strideUpper, _maxM0);
                 float* q = g.Vector(id);
-                int current = _entryPoint;
+                int current = entryPoint;
                 float currentDistance = TDist.Distance(q, g.Vector(current), _dims);
-                for (int l = _maxLevel; l > level; l--)
+                for (int l = maxLevel; l > level; l--)
                 {
-                    GreedyClosest<TDist>(g, q, l, ref current, ref currentDistance);
+                    GreedyClosest<TDist, TSync>(g, q, l, ref current, ref currentDistance, sync);
                 }
 
-                for (int l = Math.Min(level, _maxLevel); l >= 0; l--)
+                for (int l = Math.Min(level, maxLevel); l >= 0; l--)
                 {
                     // New nodes link to live nodes only, so tombstones gradually lose in-links; if a region is
                     // entirely deleted we still link to it rather than leave the new node unreachable.
-                    SearchLayer<TDist, AllowLive>(g, q, current, currentDistance, _options.EfConstruction, l, scratch, new AllowLive(deleted), int.MaxValue);
+                    SearchLayer<TDist, AllowLiveExcept, TSync>(g, q, current, currentDistance, _options.EfConstruction, l, scratch, new AllowLiveExcept(deleted, id), int.MaxValue, sync);
                     if (scratch.ResultCount == 0)
                     {
-                        SearchLayer<TDist, AllowAll>(g, q, current, currentDistance, _options.EfConstruction, l, scratch, default, int.MaxValue);
+                        SearchLayer<TDist, AllowAllExcept, TSync>(g, q, current, currentDistance, _options.EfConstruction, l, scratch, new AllowAllExcept(id), int.MaxValue, sync);
                     }
 
                     int found = scratch.ResultCount;
-                    var candidates = _buildCandidates;
+                    if (found == 0)
+                    {
+                        // Only possible in a concurrent build whose other nodes are not linked on this layer yet.
+                        continue;
+                    }
+
+                    var candidates = scratch.BuildCandidates;
                     for (int i = found - 1; i >= 0; i--)
                     {
                         candidates[i] = scratch.PopResult();
                     }
 
-                    int selectedCount = SelectNeighbors<TDist>(g, candidates, found, _m, _buildSelected);
+                    var selected = scratch.BuildSelected;
+                    int selectedCount = SelectNeighbors<TDist>(g, candidates, found, _m, selected);
                     int* myLinks = g.Links(id, l);
-                    myLinks[0] = selectedCount;
+                    sync.Enter(id);
                     for (int i = 0; i < selectedCount; i++)
                     {
-                        myLinks[1 + i] = _buildSelected[i].Id;
+                        myLinks[1 + i] = selected[i].Id;
                     }
+
+                    myLinks[0] = selectedCount;
+                    sync.Exit(id);
 
                     int maxLinks = l == 0 ? _maxM0 : _m;
                     for (int i = 0; i < selectedCount; i++)
                     {
-                        Connect<TDist>(g, _buildSelected[i].Id, id, _buildSelected[i].Distance, l, maxLinks);
+                        sync.Enter(selected[i].Id);
+                        Connect<TDist>(g, selected[i].Id, id, selected[i].Distance, l, maxLinks, scratch);
+                        sync.Exit(selected[i].Id);
                     }
 
                     current = candidates[0].Id;
@@ -385,7 +471,7 @@ public sealed partial class HnswIndex
     }
 
     /// <summary>Adds a back-link <paramref name="target"/> -&gt; <paramref name="newId"/>, re-running the heuristic when full.</summary>
-    private unsafe void Connect<TDist>(in Graph g, int target, int newId, float distance, int level, int maxLinks)
+    private unsafe void Connect<TDist>(in Graph g, int target, int newId, float distance, int level, int maxLinks, HnswSearchScratch scratch)
         where TDist : struct, IDistanceKernel
     {
         int* links = g.Links(target, level);
@@ -399,7 +485,7 @@ public sealed partial class HnswIndex
 
         // Full: pick the best maxLinks among the old links plus the new one with the same heuristic,
         // dropping the pruned ones (keepPrunedConnections = false, as in hnswlib).
-        var candidates = _pruneCandidates;
+        var candidates = scratch.PruneCandidates;
         float* targetVector = g.Vector(target);
         for (int i = 0; i < count; i++)
         {
@@ -409,11 +495,12 @@ public sealed partial class HnswIndex
 
         candidates[count] = new HnswNeighbor(distance, newId);
         SortByDistance(candidates.AsSpan(0, count + 1));
-        int selected = SelectNeighbors<TDist>(g, candidates, count + 1, maxLinks, _pruneSelected);
+        var pruned = scratch.PruneSelected;
+        int selected = SelectNeighbors<TDist>(g, candidates, count + 1, maxLinks, pruned);
         links[0] = selected;
         for (int i = 0; i < selected; i++)
         {
-            links[1 + i] = _pruneSelected[i].Id;
+            links[1 + i] = pruned[i].Id;
         }
     }
 
@@ -474,18 +561,27 @@ public sealed partial class HnswIndex
     }
 
     /// <summary>Greedy walk on an upper layer (ef = 1): move to any closer neighbour until none is closer.</summary>
-    private static unsafe void GreedyClosest<TDist>(in Graph g, float* q, int level, ref int current, ref float currentDistance)
+    private static unsafe void GreedyClosest<TDist, TSync>(in Graph g, float* q, int level, ref int current, ref float currentDistance, TSync sync)
         where TDist : struct, IDistanceKernel
+        where TSync : struct, ILinkSync
     {
+        int* copy = stackalloc int[g.MaxDegree];
         bool changed = true;
         while (changed)
         {
             changed = false;
             int* links = g.Links(current, level);
+            sync.Enter(current);
             int count = links[0];
-            for (int j = 1; j <= count; j++)
+            for (int j = 0; j < count; j++)
             {
-                int candidate = links[j];
+                copy[j] = links[1 + j];
+            }
+
+            sync.Exit(current);
+            for (int j = 0; j < count; j++)
+            {
+                int candidate = copy[j];
                 float d = TDist.Distance(q, g.Vector(candidate), g.Dims);
                 if (d < currentDistance)
                 {
@@ -503,10 +599,11 @@ public sealed partial class HnswIndex
     /// left in <paramref name="s"/>'s result max-heap.
     /// </summary>
     /// <returns><c>false</c> when more than <paramref name="budget"/> distances were computed before convergence.</returns>
-    private static unsafe bool SearchLayer<TDist, TFilter>(
-        in Graph g, float* q, int entry, float entryDistance, int ef, int level, HnswSearchScratch s, TFilter filter, int budget)
+    private static unsafe bool SearchLayer<TDist, TFilter, TSync>(
+        in Graph g, float* q, int entry, float entryDistance, int ef, int level, HnswSearchScratch s, TFilter filter, int budget, TSync sync)
         where TDist : struct, IDistanceKernel
         where TFilter : struct, INodeFilter
+        where TSync : struct, ILinkSync
     {
         ushort stamp = s.NextStamp();
         ref ushort visited = ref MemoryMarshal.GetArrayDataReference(s.Visited);
@@ -534,6 +631,7 @@ public sealed partial class HnswIndex
 
             s.PopCandidate();
             int* links = g.Links(closest.Id, level);
+            sync.Enter(closest.Id);
             int count = links[0];
 
             // Gather unvisited neighbours first and prefetch their vectors so the memory loads overlap
@@ -557,6 +655,8 @@ public sealed partial class HnswIndex
                     Sse.Prefetch0(g.Vector(neighbor));
                 }
             }
+
+            sync.Exit(closest.Id);
 
             evaluated += pendingCount;
             for (int j = 0; j < pendingCount; j++)
@@ -633,6 +733,28 @@ public sealed partial class HnswIndex
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public bool Allows(int id) => true;
+    }
+
+    /// <summary>Every node but the one being inserted (a concurrent build can reach it through a fresh back-link).</summary>
+    private readonly struct AllowAllExcept(int self) : INodeFilter
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public bool Allows(int id) => id != self;
+    }
+
+    private readonly unsafe struct AllowLiveExcept : INodeFilter
+    {
+        private readonly byte* _deleted;
+        private readonly int _self;
+
+        public AllowLiveExcept(byte* deleted, int self)
+        {
+            _deleted = deleted;
+            _self = self;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public bool Allows(int id) => _deleted[id] == 0 && id != _self;
     }
 
     private readonly unsafe struct AllowLive : INodeFilter

@@ -18,6 +18,15 @@ public sealed record HnswOptions
     /// <summary>Below this many live items a search scans every item exactly instead of walking the graph.</summary>
     public int ExactSearchThreshold { get; init; }
 
+    /// <summary>How vectors are stored for the graph walk; <see cref="VectorQuantization.Int8"/> uses about 4x less memory.</summary>
+    public VectorQuantization Quantization { get; init; }
+
+    /// <summary>
+    /// Directory for the memory-mapped float file of an int8 index (the system temp directory when null). Not part
+    /// of the snapshot: it is where this process keeps scratch data, not a property of the index.
+    /// </summary>
+    public string? ScratchDirectory { get; init; }
+
     internal void Validate()
     {
         if (M < 2 || M > MaxM)
@@ -33,6 +42,11 @@ public sealed record HnswOptions
         if (EfSearch < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(EfSearch), EfSearch, "EfSearch must be at least 1.");
+        }
+
+        if (Quantization is not (VectorQuantization.None or VectorQuantization.Int8))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Quantization), Quantization, "Unknown vector quantization.");
         }
 
         if (ExactSearchThreshold < 0)

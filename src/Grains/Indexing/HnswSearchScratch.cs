@@ -34,6 +34,50 @@ internal sealed class HnswSearchScratch
     public HnswNeighbor[] Results = new HnswNeighbor[256];
     public int ResultCount;
 
+    // Insert-only working memory (neighbour selection and back-link pruning). Per thread rather than per index so
+    // concurrent inserts never share it and an idle index holds none of it.
+    public HnswNeighbor[] BuildCandidates = [];
+    public HnswNeighbor[] BuildSelected = [];
+    public HnswNeighbor[] PruneCandidates = [];
+    public HnswNeighbor[] PruneSelected = [];
+
+    // Copy of one neighbour list taken under its node lock during a concurrent build.
+    public int[] LinkCopy = [];
+
+    // Int8 search: the query's codes widened to 16 bits, and the candidates being re-scored with float vectors.
+    public short[] QueryCodes = [];
+    public HnswNeighbor[] Rescored = [];
+
+    public void EnsureQuantizedCapacity(int dims, int ef)
+    {
+        if (QueryCodes.Length < dims)
+        {
+            QueryCodes = new short[dims];
+        }
+
+        if (Rescored.Length < ef + 1)
+        {
+            Rescored = new HnswNeighbor[ef + 1];
+        }
+    }
+
+    public void EnsureBuildCapacity(int efConstruction, int maxDegree)
+    {
+        int candidates = Math.Max(efConstruction, maxDegree) + 2;
+        if (BuildCandidates.Length < candidates)
+        {
+            BuildCandidates = new HnswNeighbor[candidates];
+        }
+
+        if (BuildSelected.Length < maxDegree + 1)
+        {
+            BuildSelected = new HnswNeighbor[maxDegree + 1];
+            PruneCandidates = new HnswNeighbor[maxDegree + 1];
+            PruneSelected = new HnswNeighbor[maxDegree + 1];
+            LinkCopy = new int[maxDegree + 1];
+        }
+    }
+
     public static HnswSearchScratch Rent(int nodeCount)
     {
         var scratch = t_cached ?? new HnswSearchScratch();
