@@ -17,8 +17,8 @@ public static class CollectionsApi
         read.MapGet("/{name}", GetCollection).WithSummary("Get a collection with document and chunk counts");
 
         var write = app.MapGroup("/v1/collections").WithTags("Collections").RequireRole(Roles.Admin);
-        write.MapPost("/", CreateCollection).WithSummary("Create a collection");
-        write.MapDelete("/{name}", DeleteCollection).WithSummary("Delete a collection and all its documents");
+        write.MapPost("/", CreateCollection).WithSummary("Create a collection").Audited("collection.create");
+        write.MapDelete("/{name}", DeleteCollection).WithSummary("Delete a collection and all its documents").Audited("collection.delete");
         return app;
     }
 

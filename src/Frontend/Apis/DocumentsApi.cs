@@ -40,7 +40,7 @@ public static class DocumentsApi
         write.MapPost("/", AddDocument).WithSummary("Upload a document (JSON text or multipart file); ?wait=true waits until indexed or failed")
             .Accepts<AddDocumentRequest>("application/json", "multipart/form-data")
             .DisableAntiforgery();
-        write.MapDelete("/{id}", DeleteDocument).WithSummary("Delete a document and its chunks");
+        write.MapDelete("/{id}", DeleteDocument).WithSummary("Delete a document and its chunks").Audited("document.delete");
         write.MapPost("/{id}/retry", RetryDocument).WithSummary("Re-run the pipeline of a failed document from its stored content (409 unless failed)");
         return app;
     }
