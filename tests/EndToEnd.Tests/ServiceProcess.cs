@@ -30,6 +30,12 @@ public sealed class ServiceProcess : IAsyncDisposable
     public HttpClient Http { get; }
     public string Output { get { lock (_output) { return _output.ToString(); } } }
 
+    /// <summary>The frontend's process id (to read its /proc status).</summary>
+    public int ProcessId => _process.Id;
+
+    /// <summary>True once the process has ended.</summary>
+    public bool HasExited => _process.HasExited;
+
     /// <summary>Starts the service and waits until /readyz answers 200.</summary>
     public static async Task<ServiceProcess> StartAsync(string dataDir, string? operatorKey = "test-operator-key-0123456789", IDictionary<string, string>? env = null)
     {
