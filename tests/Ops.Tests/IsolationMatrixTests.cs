@@ -158,7 +158,8 @@ public sealed class IsolationMatrixTests(MatrixFrontend frontend, ITestOutputHel
         new("GET", "/healthz", Access.Public | Access.TenantRead | Access.Operator, 200, _ => Get("/healthz")),
         new("GET", "/readyz", Access.Public | Access.TenantRead | Access.Operator, 200, _ => Get("/readyz")),
         new("GET", "/startupz", Access.Public | Access.TenantRead | Access.Operator, 200, _ => Get("/startupz")),
-        new("GET", "/metrics", Access.Public | Access.TenantRead | Access.Operator, 200, _ => Get("/metrics")),
+        // The Prometheus exporter maps the path for every method.
+        new("*", "/metrics", Access.Public | Access.TenantRead | Access.Operator, 200, _ => Get("/metrics")),
         new("GET", "/openapi/{documentName}.json", Access.Public | Access.TenantRead | Access.Operator, 200, _ => Get("/openapi/v1.json")),
 
         // Operator: tenants and their limits.
