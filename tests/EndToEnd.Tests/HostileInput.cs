@@ -52,7 +52,7 @@ internal static class RawHttp
                 }
             }
 
-            client.Client.Shutdown(SocketShutdown.Send);
+            // No half-close: Kestrel takes a client's FIN for an aborted request. "Connection: close" ends the exchange.
             var bytes = await read;
             var text = Encoding.UTF8.GetString(bytes);
             var split = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
