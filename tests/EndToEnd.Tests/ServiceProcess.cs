@@ -71,7 +71,8 @@ public sealed class ServiceProcess : IAsyncDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
 
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
+        // Generous: on a shared 2-core machine under heavy load, start-up alone (before the model loads) can take a minute.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(240);
         while (DateTime.UtcNow < deadline)
         {
             if (process.HasExited)
