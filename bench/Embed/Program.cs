@@ -43,9 +43,9 @@ foreach (var w in results)
     }
 
     Console.WriteLine(
-        $"{string.Empty,-21} best direct setting: batch<={w.BestSetting.MaxBatchSize}, tokens<={w.BestSetting.MaxBatchTokens} " +
-        $"(grid: {string.Join(", ", w.DirectGrid.Select(g => $"{g.Setting.MaxBatchSize}/{g.Setting.MaxBatchTokens} {g.TextsPerSecond:F1}/s"))}); " +
-        $"batcher model setting {w.BatcherModelSetting.MaxBatchSize}/{w.BatcherModelSetting.MaxBatchTokens}");
+        $"{string.Empty,-21} best direct setting: {w.BestSetting.Label} " +
+        $"(grid: {string.Join(", ", w.DirectGrid.Select(g => $"{g.Setting.Label} {g.TextsPerSecond:F1}/s"))}); " +
+        $"batcher model setting {w.BatcherModelSetting.Label}");
 }
 
 Console.WriteLine($"single query through the batcher ({latency.Samples} x {latency.MeanTokens:F1} tokens, 1 caller): p50 {latency.P50Ms:F2} ms, p90 {latency.P90Ms:F2} ms, p99 {latency.P99Ms:F2} ms");

@@ -249,6 +249,13 @@ public sealed record SearchHit(
     [property: Id(9)] int? Page = null,
     [property: Id(10)] SearchExplanation? Explain = null);
 
+/// <summary>The outcome of <see cref="ICollectionGrain.Prewarm"/>: each shard's state and the whole call's duration.</summary>
+[GenerateSerializer, Immutable, Alias("rag.CollectionPrewarm")]
+public sealed record CollectionPrewarm(
+    [property: Id(0)] string Collection,
+    [property: Id(1)] IReadOnlyList<ShardWarmth> Shards,
+    [property: Id(2)] double ElapsedMilliseconds);
+
 /// <summary>A collection: settings, document registry, write routing to shards, search fan-out and merge.</summary>
 [Alias("rag.ICollectionGrain")]
 public interface ICollectionGrain : IGrainWithStringKey
@@ -293,6 +300,10 @@ public interface ICollectionGrain : IGrainWithStringKey
 
     /// <summary>Deletes a document and its chunks; NotFound if unknown.</summary>
     [Alias("DeleteDocument")] Task DeleteDocument(string documentId);
+
+    /// <summary>Activates every shard of the collection and loads its index, so the next searches find it warm.</summary>
+    [AlwaysInterleave]
+    [Alias("Prewarm")] Task<CollectionPrewarm> Prewarm();
 
     /// <summary>Global top-k over all shards, best first.</summary>
     [AlwaysInterleave]

@@ -41,6 +41,16 @@ public sealed record ShardStats(
     [property: Id(4)] long IndexBytes,
     [property: Id(5)] string Silo);
 
+/// <summary>What warming one shard did: its size, whether this call activated it, and how long its load took.</summary>
+[GenerateSerializer, Immutable, Alias("rag.ShardWarmth")]
+public sealed record ShardWarmth(
+    [property: Id(0)] int Shard,
+    [property: Id(1)] int Chunks,
+    [property: Id(2)] long IndexBytes,
+    [property: Id(3)] bool WasActive,
+    [property: Id(4)] double LoadMilliseconds,
+    [property: Id(5)] long ReplayedEntries);
+
 /// <summary>
 /// One index shard of a collection: in-memory HNSW over the shard's chunks. Writes are appended to the
 /// durable chunk log before they touch memory; activation loads the newest snapshot and replays the log.
@@ -76,6 +86,13 @@ public interface IIndexShardGrain : IGrainWithStringKey
     /// <summary>Counters.</summary>
     [ReadOnly]
     [Alias("GetStats")] Task<ShardStats> GetStats();
+
+    /// <summary>
+    /// Makes sure the shard is active with its index in memory. <paramref name="activeSince"/> is the caller's clock
+    /// at the start of its request: an activation that finished before it counts as already warm.
+    /// </summary>
+    [ReadOnly]
+    [Alias("Warm")] Task<ShardWarmth> Warm(DateTimeOffset activeSince);
 
     /// <summary>Writes a snapshot now if anything changed since the last one.</summary>
     [Alias("Snapshot")] Task<bool> Snapshot();

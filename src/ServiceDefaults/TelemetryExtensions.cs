@@ -31,6 +31,9 @@ public static class TelemetryExtensions
     /// <summary>Orleans' meter.</summary>
     public const string OrleansMeter = "Microsoft.Orleans";
 
+    /// <summary>The .NET runtime's built-in meter (thread pool, GC, process memory).</summary>
+    public const string RuntimeMeter = "System.Runtime";
+
     /// <summary>
     /// Adds metrics, tracing and structured logging; <paramref name="serviceName"/> names the process kind. With
     /// <paramref name="traceRedis"/>, Redis commands of the <c>IConnectionMultiplexer</c> the host registers (cluster
@@ -44,7 +47,9 @@ public static class TelemetryExtensions
         var otel = builder.Services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService(serviceName, serviceInstanceId: Environment.GetEnvironmentVariable("POD_NAME") ?? Environment.MachineName))
             .WithMetrics(metrics => metrics
-                .AddMeter(RagMetrics.MeterName, OrleansMeter, "Npgsql")
+                // System.Runtime: thread-pool queue length and thread count, GC and working set, so starvation and
+                // memory growth show on /metrics (the soak benchmark reads them there).
+                .AddMeter(RagMetrics.MeterName, OrleansMeter, "Npgsql", RuntimeMeter)
                 .AddAspNetCoreInstrumentation()
                 .AddPrometheusExporter())
             .WithTracing(tracing => tracing

@@ -313,8 +313,12 @@ public sealed class ClusterNode : IAsyncDisposable
 /// </summary>
 public sealed class RagCluster : IAsyncDisposable
 {
-    /// <summary>How long a process may take to become ready (2 cores, several processes loading the model at once).</summary>
-    public static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(150);
+    /// <summary>
+    /// How long a process may take to become ready (2 cores, several processes loading the model at once);
+    /// <c>RAG_READY_TIMEOUT_SECONDS</c> raises it on a machine that is busier still.
+    /// </summary>
+    public static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(
+        int.TryParse(Environment.GetEnvironmentVariable("RAG_READY_TIMEOUT_SECONDS"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var seconds) ? seconds : 150);
 
     private readonly List<ClusterNode> _all = [];
     private readonly ITestOutputHelper? _output;
@@ -376,6 +380,26 @@ public sealed class RagCluster : IAsyncDisposable
         Silos.Add(silo);
         await silo.WaitReadyAsync(ReadyTimeout);
         return silo;
+    }
+
+    /// <summary>
+    /// Starts silos one after the other (each joins a running cluster), then the frontends, like
+    /// scripts/dev-cluster.sh: slower than <see cref="StartAsync"/> but it does not race joins on a saturated machine.
+    /// </summary>
+    public async Task StartStaggeredAsync(int silos, int frontends)
+    {
+        await StartAsync(silos: 1, frontends: 0);
+        for (var i = 1; i < silos; i++)
+        {
+            await AddSiloAsync();
+        }
+
+        for (var i = 1; i <= frontends; i++)
+        {
+            var frontend = Start(NodeKind.Frontend, $"frontend{i}");
+            Frontends.Add(frontend);
+            await frontend.WaitReadyAsync(ReadyTimeout);
+        }
     }
 
     /// <summary>SIGTERM to every frontend, then to every silo at once; returns the names that had to be killed.</summary>

@@ -9,6 +9,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using RagOrleans.Grains.Hosting;
 using Xunit;
+using static RagOrleans.Integration.Tests.WorkloadFigures;
 
 namespace RagOrleans.Integration.Tests;
 

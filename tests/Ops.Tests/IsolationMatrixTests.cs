@@ -185,6 +185,8 @@ public sealed class IsolationMatrixTests(MatrixFrontend frontend, ITestOutputHel
         new("GET", "/v1/collections/{name}", Access.TenantRead, 200, f => Get($"/v1/collections/{f.Collection}"), OtherTenant: 404),
         new("POST", "/v1/collections", Access.Admin, 201, f => Json(HttpMethod.Post, "/v1/collections", new { name = f.Fresh("made") })),
         new("DELETE", "/v1/collections/{name}", Access.Admin, 404, _ => Delete("/v1/collections/no-such-collection")),
+        new("POST", "/v1/collections/{name}/prewarm", Access.TenantRead, 200,
+            f => new HttpRequestMessage(HttpMethod.Post, $"/v1/collections/{f.Collection}/prewarm"), OtherTenant: 404),
 
         // Documents.
         new("GET", "/v1/collections/{name}/documents", Access.TenantRead, 200, f => Get($"/v1/collections/{f.Collection}/documents"), OtherTenant: 404),

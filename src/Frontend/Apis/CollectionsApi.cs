@@ -15,6 +15,8 @@ public static class CollectionsApi
         var read = app.MapGroup("/v1/collections").WithTags("Collections").RequireRole(Roles.Admin, Roles.User);
         read.MapGet("/", ListCollections).WithSummary("List collections");
         read.MapGet("/{name}", GetCollection).WithSummary("Get a collection with document and chunk counts");
+        read.MapPost("/{name}/prewarm", Prewarm)
+            .WithSummary("Load the collection's shards into memory before a session starts; returns what was warmed and how long it took");
 
         var write = app.MapGroup("/v1/collections").WithTags("Collections").RequireRole(Roles.Admin);
         write.MapPost("/", CreateCollection).WithSummary("Create a collection").Audited("collection.create");
@@ -51,6 +53,9 @@ public static class CollectionsApi
 
     private static async Task<Ok<CollectionResponse>> GetCollection(string name, HttpContext http, IGrainFactory grains) =>
         TypedResults.Ok(CollectionResponse.From(await Collection(grains, http, name).Get()));
+
+    private static async Task<Ok<PrewarmResponse>> Prewarm(string name, HttpContext http, IGrainFactory grains) =>
+        TypedResults.Ok(PrewarmResponse.From(await Collection(grains, http, name).Prewarm()));
 
     private static async Task<NoContent> DeleteCollection(string name, HttpContext http, IGrainFactory grains)
     {

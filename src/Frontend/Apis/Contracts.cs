@@ -38,6 +38,29 @@ public sealed record CollectionResponse(string Name, DateTimeOffset CreatedAt, s
             new Bm25Response(c.Settings.EffectiveBm25.K1, c.Settings.EffectiveBm25.B));
 }
 
+/// <summary>One shard after a prewarm: whether it was already in memory and what its load from the snapshot took.</summary>
+public sealed record PrewarmShardResponse(int Shard, int Chunks, long IndexBytes, bool WasActive, double LoadMs, long ReplayedLogEntries);
+
+/// <summary>Response of POST /v1/collections/{name}/prewarm.</summary>
+public sealed record PrewarmResponse(string Collection, int ShardsWarmed, int ShardsAlreadyActive, long Chunks, double ElapsedMs, IReadOnlyList<PrewarmShardResponse> Shards)
+{
+    public static PrewarmResponse From(CollectionPrewarm p)
+    {
+        var shards = new PrewarmShardResponse[p.Shards.Count];
+        var already = 0;
+        long chunks = 0;
+        for (var i = 0; i < shards.Length; i++)
+        {
+            var s = p.Shards[i];
+            shards[i] = new PrewarmShardResponse(s.Shard, s.Chunks, s.IndexBytes, s.WasActive, s.LoadMilliseconds, s.ReplayedEntries);
+            already += s.WasActive ? 1 : 0;
+            chunks += s.Chunks;
+        }
+
+        return new(p.Collection, shards.Length - already, already, chunks, p.ElapsedMilliseconds, shards);
+    }
+}
+
 /// <summary>JSON body of POST /v1/collections/{name}/documents.</summary>
 public sealed record AddDocumentRequest(string? Id, string? Title, string? Text, JsonElement? Metadata, string? Format);
 

@@ -61,6 +61,8 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
             TimeoutException => (503, "Service Unavailable", "The cluster did not answer in time; retry shortly."),
             SiloUnavailableException or OrleansMessageRejectionException or Orleans.Runtime.Messaging.ConnectionFailedException =>
                 (503, "Service Unavailable", "The cluster is not reachable right now; retry shortly."),
+            _ when BackingStores.Unavailable(exception) is { } store =>
+                (503, "Service Unavailable", $"{store} is not reachable right now; retry shortly."),
             OperationCanceledException when context.RequestAborted.IsCancellationRequested => (499, "Client Closed Request", "The client went away."),
             _ => (500, "Internal Server Error", "An unexpected error occurred; it has been logged."),
         };
@@ -99,4 +101,47 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
 
     private static string BadRequestDetail(BadHttpRequestException bad) =>
         bad.InnerException is JsonException json ? $"The body is not valid JSON: {json.Message}" : bad.Message;
+}
+
+/// <summary>
+/// Recognises a failure of a backing store (PostgreSQL or Redis) anywhere in an exception's chain, including one
+/// that crossed the grain boundary as <see cref="Orleans.Serialization.UnavailableExceptionFallbackException"/>
+/// (its type is not known to the frontend), so an outage answers 503 instead of 500.
+/// </summary>
+public static class BackingStores
+{
+    /// <summary>"PostgreSQL" or "Redis" when <paramref name="exception"/> was caused by that store; else null.</summary>
+    public static string? Unavailable(Exception exception)
+    {
+        var pending = new Stack<Exception>();
+        pending.Push(exception);
+        for (var seen = 0; pending.Count > 0 && seen < 32; seen++)
+        {
+            var e = pending.Pop();
+            var type = e is Orleans.Serialization.UnavailableExceptionFallbackException fallback ? fallback.ExceptionType ?? "" : e.GetType().FullName ?? "";
+            if (type.StartsWith("Npgsql.", StringComparison.Ordinal) || e.Message.Contains("Npgsql", StringComparison.Ordinal))
+            {
+                return "PostgreSQL";
+            }
+
+            if (type.Contains("Redis", StringComparison.Ordinal))
+            {
+                return "Redis";
+            }
+
+            if (e is AggregateException aggregate)
+            {
+                foreach (var inner in aggregate.InnerExceptions)
+                {
+                    pending.Push(inner);
+                }
+            }
+            else if (e.InnerException is { } inner)
+            {
+                pending.Push(inner);
+            }
+        }
+
+        return null;
+    }
 }

@@ -278,6 +278,24 @@ public sealed class CollectionGrain(
         await Document(documentId).Delete();
     }
 
+    public async Task<CollectionPrewarm> Prewarm()
+    {
+        var settings = RequireSettings();
+        var started = clock.GetTimestamp();
+        var since = clock.GetUtcNow();
+        var tasks = new Task<ShardWarmth>[settings.ShardCount];
+        for (var i = 0; i < tasks.Length; i++)
+        {
+            tasks[i] = Shard(i).Warm(since);
+        }
+
+        var shards = await Task.WhenAll(tasks);
+        var elapsed = clock.GetElapsedTime(started).TotalMilliseconds;
+        logger.LogInformation("Collection {Collection} of tenant {TenantId} prewarmed: {Shards} shards in {ElapsedMs:F1} ms",
+            _name, _tenantId, shards.Length, elapsed);
+        return new CollectionPrewarm(_name, shards, elapsed);
+    }
+
     public async Task<IReadOnlyList<SearchHit>> Search(SearchQuery query)
     {
         var settings = RequireSettings();

@@ -34,6 +34,7 @@ public sealed class OnnxEmbeddingModel : IEmbeddingModel, IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.IntraOpNumThreads, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxBatchSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxBatchTokens, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.LongTextTokens, 1);
 
         _shared = SharedSession.Acquire(_options, logger ?? (ILogger)NullLogger.Instance);
     }
@@ -87,6 +88,7 @@ public sealed class OnnxEmbeddingModel : IEmbeddingModel, IDisposable
                 // Sorted ascending, so the newest member is the longest and sets the padded width.
                 var rows = 1;
                 while (start + rows < count
+                       && sortedLengths[start + rows] <= _options.LongTextTokens
                        && rows < _options.MaxBatchSize
                        && (rows + 1) * sortedLengths[start + rows] <= _options.MaxBatchTokens)
                 {

@@ -43,6 +43,9 @@ public static class RagSiloBuilderExtensions
         services.AddSingleton<EmbeddingModelRegistry>();
         services.AddSingleton<IEmbeddingService>(sp => sp.GetRequiredService<EmbeddingModelRegistry>().Default);
         services.AddHostedService(sp => sp.GetRequiredService<EmbeddingModelRegistry>());
+        services.AddOptions<Indexing.ShardMemoryOptions>().BindConfiguration(Indexing.ShardMemoryOptions.Section);
+        services.AddSingleton<Indexing.ShardMemoryGovernor>();
+        services.AddHostedService(sp => sp.GetRequiredService<Indexing.ShardMemoryGovernor>());
         services.AddSingleton<DocumentProcessor>();
         services.AddSingleton<IngestionThrottle>();
         services.AddSingleton(new ExtractiveAnswerer(new ExtractiveAnswerOptions()));

@@ -19,13 +19,18 @@ public sealed class IndexShardGrain(
     ISnapshotStore snapshots,
     IOptions<RagOptions> options,
     RagMetrics metrics,
-    ILogger<IndexShardGrain> logger) : Grain, IIndexShardGrain
+    ShardMemoryGovernor memory,
+    ILogger<IndexShardGrain> logger) : Grain, IIndexShardGrain, IIncomingGrainCallFilter
 {
+    private ShardMemoryGovernor.Registration? _memory;
     private IDisposable? _tracked;
     private ShardIndex _index = null!;
     private long _watermark;
     private long _snapshotWatermark;
     private IGrainTimer? _snapshotTimer;
+    private DateTimeOffset _activatedAt;
+    private double _loadMilliseconds;
+    private long _replayed;
 
     private string ShardKey => this.GetPrimaryKeyString();
 
@@ -61,9 +66,17 @@ public sealed class IndexShardGrain(
             replayed++;
         }
 
+        _loadMilliseconds = TimeProvider.System.GetElapsedTime(started).TotalMilliseconds;
+        _replayed = replayed;
+        _activatedAt = TimeProvider.System.GetUtcNow();
         logger.LogInformation("Shard {Shard} activated: {Chunks} chunks, snapshot watermark {Snapshot}, {Replayed} log entries replayed in {ElapsedMs:F0} ms",
-            ShardKey, _index.Count, _snapshotWatermark, replayed, TimeProvider.System.GetElapsedTime(started).TotalMilliseconds);
+            ShardKey, _index.Count, _snapshotWatermark, replayed, _loadMilliseconds);
         _tracked = metrics.TrackShard(() => _index.EstimatedMemoryBytes);
+
+        // The runtime's own shedding counts activations; the governor releases the biggest idle shards first.
+        var context = GrainContext;
+        _memory = memory.Register(ShardKey, () => _index.EstimatedMemoryBytes, () => context.Deactivate(
+            new DeactivationReason(DeactivationReasonCode.HighMemoryPressure, "Idle shard released under memory pressure")));
         _snapshotTimer = this.RegisterGrainTimer(
             static (self, ct) => self.SnapshotIfChangedAsync(ct),
             this,
@@ -74,6 +87,7 @@ public sealed class IndexShardGrain(
     {
         _snapshotTimer?.Dispose();
         _tracked?.Dispose();
+        _memory?.Dispose();
         if (reason.ReasonCode != DeactivationReasonCode.ApplicationRequested || _index.Count > 0)
         {
             try
@@ -87,6 +101,13 @@ public sealed class IndexShardGrain(
                 logger.LogWarning(ex, "Shard {Shard}: snapshot on deactivation failed; the chunk log still has everything", ShardKey);
             }
         }
+    }
+
+    /// <summary>Every call marks the shard as in use, so the memory governor leaves it alone.</summary>
+    public Task Invoke(IIncomingGrainCallContext context)
+    {
+        _memory?.Touch();
+        return context.Invoke();
     }
 
     public async Task UpsertDocument(ChunkDocument document, IReadOnlyList<ChunkInput> chunks)
@@ -174,9 +195,27 @@ public sealed class IndexShardGrain(
         activity?.SetTag("rag.shard", ShardKey);
         activity?.SetTag("rag.shard.dense", dense.Count);
         activity?.SetTag("rag.shard.keyword", keyword.Count);
-        return Task.FromResult(new ShardCandidates(
-            dense.Select(h => h.Seq).ToArray(), dense.Select(h => h.Score).ToArray(),
-            keyword.Select(h => h.Seq).ToArray(), keyword.Select(h => h.Score).ToArray()));
+        var (denseSeqs, denseScores) = Split(dense);
+        var (keywordSeqs, keywordScores) = Split(keyword);
+        return Task.FromResult(new ShardCandidates(denseSeqs, denseScores, keywordSeqs, keywordScores));
+    }
+
+    // One pass, exact-size arrays: this runs on every search, and LINQ would enumerate each list twice.
+    private static (long[] Seqs, float[] Scores) Split(IReadOnlyList<(long Seq, float Score)> hits)
+    {
+        if (hits.Count == 0)
+        {
+            return ([], []);
+        }
+
+        var seqs = new long[hits.Count];
+        var scores = new float[hits.Count];
+        for (var i = 0; i < seqs.Length; i++)
+        {
+            (seqs[i], scores[i]) = hits[i];
+        }
+
+        return (seqs, scores);
     }
 
     public Task<IReadOnlyList<float[]?>> Vectors(long[] seqs) => Task.FromResult(_index.VectorsOf(seqs));
@@ -210,6 +249,12 @@ public sealed class IndexShardGrain(
 
     public Task<ShardStats> GetStats() =>
         Task.FromResult(new ShardStats(_index.Count, _index.DocumentCount, _watermark, _snapshotWatermark, _index.EstimatedMemoryBytes, RuntimeIdentity));
+
+    public Task<ShardWarmth> Warm(DateTimeOffset activeSince)
+    {
+        var shard = int.Parse(Ids.Split(ShardKey, 3)[2], System.Globalization.CultureInfo.InvariantCulture);
+        return Task.FromResult(new ShardWarmth(shard, _index.Count, _index.EstimatedMemoryBytes, _activatedAt < activeSince, _loadMilliseconds, _replayed));
+    }
 
     public Task<bool> Snapshot() => SnapshotIfChangedAsync(CancellationToken.None);
 
@@ -474,6 +519,15 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
             }
 
             var docs = maps.ReadInt32();
+            if (total < 0 || docs < 0)
+            {
+                throw new InvalidDataException("Shard snapshot id maps declare negative counts.");
+            }
+
+            // Sized once: growing three hash tables by doubling is most of the id-map cost of a cold activation.
+            index._idOfSeq.EnsureCapacity(total);
+            index._documents.EnsureCapacity(docs);
+            index._attributes.EnsureCapacity(docs);
             for (var d = 0; d < docs; d++)
             {
                 var doc = maps.ReadString();
