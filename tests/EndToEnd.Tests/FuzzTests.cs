@@ -367,7 +367,11 @@ internal sealed partial class FuzzGenerator(int seed, FuzzFixture fixture)
             case 11:
                 return Send(headers, "application/json", RandomBytes(random, random.Next(1, 4096)), "random bytes", false);
             case 12:
-                return Send(headers, "application/json", Encoding.UTF8.GetBytes(HostileNumbers[random.Next(HostileNumbers.Length)]), "json scalar", false);
+            {
+                // "{}" is a valid (empty) object: endpoints whose fields are all optional may accept it.
+                var scalar = HostileNumbers[random.Next(HostileNumbers.Length)];
+                return Send(headers, "application/json", Encoding.UTF8.GetBytes(scalar), "json scalar", scalar == "{}");
+            }
             default:
             {
                 // Control characters and traversal in body ids.
