@@ -268,7 +268,8 @@ internal sealed partial class FuzzGenerator(int seed, FuzzFixture fixture)
                 var segment = random.Next(10) == 0 ? new string('a', random.Next(2) == 0 ? 200 : 20_000) : HostileSegments[random.Next(HostileSegments.Length)];
 
                 // Some hostile-looking segments are valid ids ("CON", "-1"): those may be answered 2xx.
-                valid &= PlainId().IsMatch(segment);
+                // ".." and "%2e%2e" are resolved by the server as dot segments to another (valid) path, never outside /v1.
+                valid &= PlainId().IsMatch(segment) || segment is ".." or "%2e%2e";
                 return segment;
             }
 
