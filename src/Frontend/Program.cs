@@ -18,6 +18,9 @@ builder.AddRagShutdown();
 builder.Services.AddProblemDetails();
 builder.Services.AddExceptionHandler<ProblemExceptionHandler>();
 builder.Services.AddSingleton<OperatorKey>();
+builder.Services.AddOptions<AuthGuardOptions>().BindConfiguration(AuthGuardOptions.Section);
+builder.Services.AddSingleton(sp => new AuthFailureGuard(
+    sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<AuthGuardOptions>>().Value.MaxTrackedSubjects));
 builder.Services.TryAddSingleton(TimeProvider.System);
 builder.Services.AddOptions<RagOrleans.Grains.Quotas.QuotaOptions>().BindConfiguration(RagOrleans.Grains.Quotas.QuotaOptions.Section);
 builder.Services.AddSingleton(sp => new RagOrleans.Grains.Quotas.RateLeaseLimiter(sp.GetRequiredService<IGrainFactory>(), sp.GetRequiredService<TimeProvider>()));
@@ -39,6 +42,7 @@ if (clusterMode)
     // Upload bytes stream from the request straight into the shared blob store, never through grain messages.
     builder.Services.AddSingleton(_ => Npgsql.NpgsqlDataSource.Create(ClusterHosting.PostgresConnectionString(builder.Configuration)));
     builder.Services.AddSingleton<RagOrleans.Grains.Storage.IBlobStore, RagOrleans.Grains.Storage.Postgres.PostgresBlobStore>();
+    builder.Services.AddSingleton<RagOrleans.Grains.Storage.IAuditLog, RagOrleans.Grains.Storage.Postgres.PostgresAuditLog>();
 }
 else
 {
@@ -50,10 +54,12 @@ builder.Services.AddRagChat();
 
 var app = builder.Build();
 app.UseMiddleware<RequestTelemetryMiddleware>();
+app.UseMiddleware<AuditMiddleware>();
 app.UseExceptionHandler();
 app.UseStatusCodePages();
 app.UseWebPage();
 app.UseMiddleware<AuthenticationMiddleware>();
+app.UseMiddleware<IdValidationMiddleware>();
 app.UseMiddleware<RateLimitingMiddleware>();
 if (app.Configuration.GetValue("Rag:Dashboard", true))
 {
@@ -74,6 +80,7 @@ app.MapSearchApi();
 app.MapChatApi();
 app.MapOpenAiApi();
 app.MapLimitsApi();
+app.MapAuditApi();
 
 // Creating the key up front makes its location known at start-up, not at the first request.
 var operatorKey = app.Services.GetRequiredService<OperatorKey>();

@@ -271,6 +271,9 @@ public interface ICollectionGrain : IGrainWithStringKey
     [AlwaysInterleave]
     [Alias("GetSettings")] Task<CollectionSettings> GetSettings();
 
+    /// <summary>Records a resumable upload started in the collection (so deleting the collection removes it); NotFound if the collection does not exist.</summary>
+    [Alias("RegisterUpload")] Task<CollectionSettings> RegisterUpload(string uploadId);
+
     /// <summary>Deletes the collection with all documents, chunks, snapshots and blobs.</summary>
     [Alias("Delete")] Task Delete();
 

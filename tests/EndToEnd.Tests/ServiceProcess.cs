@@ -33,6 +33,12 @@ public sealed class ServiceProcess : IAsyncDisposable
     public int Pid => _process.Id;
     public string Output { get { lock (_output) { return _output.ToString(); } } }
 
+    /// <summary>The frontend's process id (to read its /proc status).</summary>
+    public int ProcessId => _process.Id;
+
+    /// <summary>True once the process has ended.</summary>
+    public bool HasExited => _process.HasExited;
+
     /// <summary>Starts the service and waits until /readyz answers 200.</summary>
     public static async Task<ServiceProcess> StartAsync(string dataDir, string? operatorKey = "test-operator-key-0123456789", IDictionary<string, string>? env = null)
     {
@@ -68,9 +74,10 @@ public sealed class ServiceProcess : IAsyncDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
 
-        // RAG_READY_TIMEOUT_SECONDS: longer on a saturated machine (the benchmarks that link this file set it).
+        // RAG_READY_TIMEOUT_SECONDS: longer on a saturated machine (the benchmarks that link this file set it); 240 s by default,
+        // since on a shared 2-core machine under heavy load start-up alone (before the model loads) can take a minute.
         var readySeconds = int.TryParse(Environment.GetEnvironmentVariable("RAG_READY_TIMEOUT_SECONDS"), System.Globalization.NumberStyles.Integer,
-            System.Globalization.CultureInfo.InvariantCulture, out var configured) ? configured : 90;
+            System.Globalization.CultureInfo.InvariantCulture, out var configured) ? configured : 240;
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(readySeconds);
         while (DateTime.UtcNow < deadline)
         {

@@ -19,8 +19,8 @@ public static class CollectionsApi
             .WithSummary("Load the collection's shards into memory before a session starts; returns what was warmed and how long it took");
 
         var write = app.MapGroup("/v1/collections").WithTags("Collections").RequireRole(Roles.Admin);
-        write.MapPost("/", CreateCollection).WithSummary("Create a collection");
-        write.MapDelete("/{name}", DeleteCollection).WithSummary("Delete a collection and all its documents");
+        write.MapPost("/", CreateCollection).WithSummary("Create a collection").Audited("collection.create");
+        write.MapDelete("/{name}", DeleteCollection).WithSummary("Delete a collection and all its documents").Audited("collection.delete");
         return app;
     }
 

@@ -40,7 +40,7 @@ public static class DocumentsApi
         write.MapPost("/", AddDocument).WithSummary("Upload a document (JSON text or multipart file); ?wait=true waits until indexed or failed")
             .Accepts<AddDocumentRequest>("application/json", "multipart/form-data")
             .DisableAntiforgery();
-        write.MapDelete("/{id}", DeleteDocument).WithSummary("Delete a document and its chunks");
+        write.MapDelete("/{id}", DeleteDocument).WithSummary("Delete a document and its chunks").Audited("document.delete");
         write.MapPost("/{id}/retry", RetryDocument).WithSummary("Re-run the pipeline of a failed document from its stored content (409 unless failed)");
         return app;
     }
@@ -252,7 +252,17 @@ public static class DocumentsApi
         UploadsApi.AllowBody(http, limit + MultipartOverheadBytes);
         http.Features.Set<IFormFeature>(new FormFeature(http.Request, new FormOptions { MultipartBodyLengthLimit = limit + MultipartOverheadBytes }));
 
-        var form = await http.Request.ReadFormAsync(http.RequestAborted);
+        IFormCollection form;
+        try
+        {
+            form = await http.Request.ReadFormAsync(http.RequestAborted);
+        }
+        catch (IOException ex) when (!http.RequestAborted.IsCancellationRequested)
+        {
+            // A truncated or malformed multipart body (found by the fuzzer: it was a 500).
+            throw RagException.Invalid("The multipart body is malformed or truncated: " + ex.Message);
+        }
+
         var file = form.Files.GetFile("file") ?? throw RagException.Invalid("The multipart body needs a 'file' field.");
         if (file.Length == 0)
         {

@@ -10,9 +10,9 @@ public static class KeysApi
     public static IEndpointRouteBuilder MapKeysApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1/keys").WithTags("Keys").RequireRole(Roles.Admin);
-        group.MapPost("/", CreateKey).WithSummary("Create an API key (the secret is shown once)");
+        group.MapPost("/", CreateKey).WithSummary("Create an API key (the secret is shown once)").Audited("key.create");
         group.MapGet("/", ListKeys).WithSummary("List API keys (never the secrets)");
-        group.MapDelete("/{id}", RevokeKey).WithSummary("Revoke an API key at once");
+        group.MapDelete("/{id}", RevokeKey).WithSummary("Revoke an API key at once").Audited("key.revoke");
         return app;
     }
 

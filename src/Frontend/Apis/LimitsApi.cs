@@ -13,14 +13,14 @@ public static class LimitsApi
         var op = app.MapGroup("/v1/tenants/{id}/limits").WithTags("Limits").RequireRole(Roles.Operator);
         op.MapGet("/", GetTenantLimits).WithSummary("A tenant's effective limits (null is unlimited)");
         op.MapPut("/", SetTenantLimits).WithSummary("Set a tenant's plan and/or limits: absent fields are unchanged, null is unlimited")
-            .Accepts<LimitsResponse>("application/json");
+            .Accepts<LimitsResponse>("application/json").Audited("limits.set");
 
         var admin = app.MapGroup("/v1").WithTags("Limits").RequireRole(Roles.Admin);
         admin.MapGet("/limits", GetOwnLimits).WithSummary("The tenant's effective limits");
         admin.MapGet("/usage", GetUsage).WithSummary("The tenant's current usage beside its limits, and the ledger (?from=&to=&groupBy=day|model|user)");
         admin.MapGet("/users/{userId}/limits", GetUserLimits).WithSummary("A user's own limits");
         admin.MapPut("/users/{userId}/limits", SetUserLimits).WithSummary("Set a user's requestsPerMinute and/or chatTokensPerDay, within the tenant's")
-            .Accepts<UserLimitsResponse>("application/json");
+            .Accepts<UserLimitsResponse>("application/json").Audited("user-limits.set");
         return app;
     }
 

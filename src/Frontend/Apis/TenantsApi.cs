@@ -10,10 +10,10 @@ public static class TenantsApi
     public static IEndpointRouteBuilder MapTenantsApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1/tenants").WithTags("Tenants").RequireRole(Roles.Operator);
-        group.MapPost("/", CreateTenant).WithSummary("Create a tenant and its first admin key");
+        group.MapPost("/", CreateTenant).WithSummary("Create a tenant and its first admin key").Audited("tenant.create");
         group.MapGet("/", ListTenants).WithSummary("List tenants");
         group.MapGet("/{id}", GetTenant).WithSummary("Get a tenant");
-        group.MapDelete("/{id}", DeleteTenant).WithSummary("Delete a tenant and everything it owns");
+        group.MapDelete("/{id}", DeleteTenant).WithSummary("Delete a tenant and everything it owns").Audited("tenant.delete");
         return app;
     }
 

@@ -53,6 +53,7 @@ public static class UploadsApi
         }
 
         var uploadId = "up-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
+        await collection.RegisterUpload(uploadId);
         var info = await Upload(grains, http, name, uploadId).Create(new UploadRequest(
             Path.GetFileName(request.FileName), request.Size, request.ContentType,
             request.Id is null ? null : Ids.RequireName(request.Id, "document id"),

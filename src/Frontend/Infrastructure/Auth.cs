@@ -57,8 +57,12 @@ public sealed class OperatorKey
         CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(presented)), _hash);
 }
 
-/// <summary>Resolves the bearer key of every request into a <see cref="RagPrincipal"/>.</summary>
-public sealed class AuthenticationMiddleware(RequestDelegate next)
+/// <summary>
+/// Resolves the bearer key of every request into a <see cref="RagPrincipal"/>. Failed authentications are counted
+/// per client address and per key id (<see cref="AuthFailureGuard"/>): past the limit, attempts are answered 429
+/// with Retry-After before any key is checked.
+/// </summary>
+public sealed class AuthenticationMiddleware(RequestDelegate next, AuthFailureGuard guard, Microsoft.Extensions.Options.IOptionsMonitor<AuthGuardOptions> guardOptions)
 {
     private const string ItemKey = "rag.principal";
 
@@ -69,20 +73,37 @@ public sealed class AuthenticationMiddleware(RequestDelegate next)
         var header = context.Request.Headers.Authorization.ToString();
         if (header.Length > 0)
         {
+            var options = guardOptions.CurrentValue;
+            var client = "ip:" + (context.Connection.RemoteIpAddress?.ToString() ?? "unknown");
+            if (options.Enabled && guard.IsBlocked(client, options.MaxFailuresPerClient, options.Window, out var wait))
+            {
+                await TooManyFailures(context, wait, "this client");
+                return;
+            }
+
             if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
             {
+                Failed(client, null, options);
                 await Problems.Write(context, StatusCodes.Status401Unauthorized, "Unauthorized", "Use 'Authorization: Bearer <api key>'.");
                 return;
             }
 
             var key = header["Bearer ".Length..].Trim();
             RagPrincipal? principal = null;
+            string? keySubject = null;
             if (operatorKey.Matches(key))
             {
                 principal = new RagPrincipal(Roles.Operator, null, null, null);
             }
             else if (ApiKeyFormat.TryParse(key, out var tenantId, out var keyId, out var secret))
             {
+                keySubject = "key:" + tenantId + "." + keyId;
+                if (options.Enabled && guard.IsBlocked(keySubject, options.MaxFailuresPerKeyId, options.Window, out wait))
+                {
+                    await TooManyFailures(context, wait, "this key id");
+                    return;
+                }
+
                 var tenant = grains.GetGrain<ITenantGrain>(tenantId);
                 var found = await TransientRetry.ReadAsync(() => tenant.Authenticate(keyId, secret), context.RequestAborted);
                 if (found is not null)
@@ -93,6 +114,7 @@ public sealed class AuthenticationMiddleware(RequestDelegate next)
 
             if (principal is null)
             {
+                Failed(client, keySubject, options);
                 await Problems.Write(context, StatusCodes.Status401Unauthorized, "Unauthorized", "The API key is invalid or has been revoked.");
                 return;
             }
@@ -102,6 +124,29 @@ public sealed class AuthenticationMiddleware(RequestDelegate next)
         }
 
         await next(context);
+    }
+
+    private void Failed(string client, string? keySubject, AuthGuardOptions options)
+    {
+        if (!options.Enabled)
+        {
+            return;
+        }
+
+        guard.RecordFailure(client, options.MaxFailuresPerClient, options.Window);
+        if (keySubject is not null)
+        {
+            guard.RecordFailure(keySubject, options.MaxFailuresPerKeyId, options.Window);
+        }
+    }
+
+    private static async Task TooManyFailures(HttpContext context, TimeSpan wait, string who)
+    {
+        var seconds = (int)Math.Ceiling(wait.TotalSeconds);
+        context.RequestServices.GetService<Grains.Telemetry.RagMetrics>()?.Refused("auth_failures", null);
+        context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await Problems.Write(context, StatusCodes.Status429TooManyRequests, "Too Many Requests",
+            $"Too many failed authentications from {who}; retry in {seconds} s.");
     }
 }
 

@@ -14,6 +14,9 @@ public sealed class CollectionState
     [Id(0)] public bool Exists { get; set; }
     [Id(1)] public DateTimeOffset CreatedAt { get; set; }
     [Id(2)] public CollectionSettings? Settings { get; set; }
+
+    /// <summary>Resumable uploads started in the collection: their grain state goes when the collection does.</summary>
+    [Id(3)] public HashSet<string> Uploads { get; set; } = [];
 }
 
 [GrainType("collection")]
@@ -85,6 +88,18 @@ public sealed class CollectionGrain(
 
     public Task<CollectionSettings> GetSettings() => Task.FromResult(RequireSettings());
 
+    public async Task<CollectionSettings> RegisterUpload(string uploadId)
+    {
+        var settings = RequireSettings();
+        Ids.RequireName(uploadId, "upload id");
+        if (state.State.Uploads.Add(uploadId))
+        {
+            await state.WriteStateAsync();
+        }
+
+        return settings;
+    }
+
     public async Task Delete()
     {
         var settings = RequireSettings();
@@ -96,6 +111,19 @@ public sealed class CollectionGrain(
         for (var shard = 0; shard < settings.ShardCount; shard++)
         {
             await Shard(shard).Drop();
+        }
+
+        // Uploads keep their own grain state (parts, or the document a completed one became).
+        foreach (var uploadId in state.State.Uploads)
+        {
+            try
+            {
+                await GrainFactory.GetGrain<IUploadGrain>(Ids.Key(_tenantId, _name, uploadId)).Abort();
+            }
+            catch (RagException ex) when (ex.Kind == RagErrorKind.NotFound)
+            {
+                // Aborted earlier: nothing left.
+            }
         }
 
         var held = await HeldAsync();

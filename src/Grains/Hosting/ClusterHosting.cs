@@ -177,6 +177,9 @@ public static class ClusterHosting
             o.ConfigurationOptions = RedisOptions(redis);
             o.CreateMultiplexer = _ => Task.FromResult((sp.GetRequiredService<IConnectionMultiplexer>(), IsShared: true));
             o.GrainStorageSerializer = sp.GetRequiredService<IGrainStorageSerializer>();
+
+            // A cleared state (a deleted tenant, collection or upload) must leave Redis, not linger as an empty record.
+            o.DeleteStateOnClear = true;
         }));
         return silo;
     }

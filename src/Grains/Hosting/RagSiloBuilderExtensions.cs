@@ -65,6 +65,7 @@ public static class RagSiloBuilderExtensions
         services.AddSingleton<IConversationStore, SqliteConversationStore>();
         services.AddSingleton<IUsageLedger, SqliteUsageLedger>();
         services.AddSingleton<IIdempotencyStore, SqliteIdempotencyStore>();
+        services.AddSingleton<IAuditLog, SqliteAuditLog>();
         services.AddSingleton<ISnapshotStore>(sp => new FileSnapshotStore(Path.Combine(sp.GetRequiredService<IOptions<RagOptions>>().Value.ResolvedDataDir, "snapshots")));
         services.AddSingleton<IBlobStore>(sp => new FileBlobStore(Path.Combine(sp.GetRequiredService<IOptions<RagOptions>>().Value.ResolvedDataDir, "blobs")));
         services.AddGrainStorage(RagStorage.GrainStateProvider, static (sp, name) =>

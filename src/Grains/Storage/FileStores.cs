@@ -19,14 +19,37 @@ internal static class KeyPaths
         return Path.Combine([root, .. parts]);
     }
 
+    /// <summary>
+    /// Removes the folders between <paramref name="path"/> (included) and <paramref name="root"/> (excluded) that are
+    /// empty, so a deleted tenant or collection leaves not even its name behind as a folder.
+    /// </summary>
+    public static void PruneEmptyFolders(string root, string path)
+    {
+        var stop = Path.GetFullPath(root).TrimEnd(Path.DirectorySeparatorChar);
+        for (var dir = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar); dir.Length > stop.Length && dir.StartsWith(stop, StringComparison.Ordinal); dir = Path.GetDirectoryName(dir)!)
+        {
+            try
+            {
+                if (Directory.Exists(dir))
+                {
+                    // Not recursive: a folder that is in use again (not empty) stops the walk.
+                    Directory.Delete(dir, recursive: false);
+                }
+            }
+            catch (IOException)
+            {
+                return;
+            }
+        }
+    }
+
     /// <summary>Writes through a temporary file, flushes it to disk and renames it into place.</summary>
     public static async Task WriteAtomicAsync(string path, Func<Stream, CancellationToken, Task> write, CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         var temp = path + ".tmp-" + Guid.NewGuid().ToString("N");
         try
         {
-            await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+            await using (var stream = Create(path, temp))
             {
                 await write(stream, cancellationToken).ConfigureAwait(false);
                 await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
@@ -39,6 +62,22 @@ internal static class KeyPaths
         {
             File.Delete(temp);
             throw;
+        }
+    }
+
+    private static FileStream Create(string path, string temp)
+    {
+        // A concurrent delete may prune the folder between its creation and the file's: create it again once.
+        for (var attempt = 0; ; attempt++)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            try
+            {
+                return new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+            }
+            catch (DirectoryNotFoundException) when (attempt < 3)
+            {
+            }
         }
     }
 }
@@ -88,16 +127,28 @@ public sealed class FileBlobStore(string root) : IBlobStore
             return Task.FromResult(false);
         }
 
-        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-        File.Move(source, target, overwrite: true);
-        return Task.FromResult(true);
+        // A concurrent delete may prune the (empty) target folder before the move lands: create it again once.
+        for (var attempt = 0; ; attempt++)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            try
+            {
+                File.Move(source, target, overwrite: true);
+                return Task.FromResult(true);
+            }
+            catch (DirectoryNotFoundException) when (attempt < 3 && File.Exists(source))
+            {
+            }
+        }
     }
 
     public Task DeleteAsync(string key, CancellationToken cancellationToken = default)
     {
         try
         {
-            File.Delete(KeyPaths.Combine(root, key) + ".blob");
+            var path = KeyPaths.Combine(root, key) + ".blob";
+            File.Delete(path);
+            KeyPaths.PruneEmptyFolders(root, Path.GetDirectoryName(path)!);
         }
         catch (DirectoryNotFoundException)
         {
@@ -114,6 +165,8 @@ public sealed class FileBlobStore(string root) : IBlobStore
         {
             Directory.Delete(path, recursive: true);
         }
+
+        KeyPaths.PruneEmptyFolders(root, Path.GetDirectoryName(path)!);
 
         return Task.CompletedTask;
     }
@@ -167,6 +220,8 @@ public sealed class FileSnapshotStore(string root) : ISnapshotStore
         {
             Directory.Delete(folder, recursive: true);
         }
+
+        KeyPaths.PruneEmptyFolders(root, Path.GetDirectoryName(folder)!);
 
         return Task.CompletedTask;
     }

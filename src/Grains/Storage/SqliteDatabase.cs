@@ -4,11 +4,15 @@ namespace RagOrleans.Grains.Storage;
 
 /// <summary>
 /// The embedded mode's single SQLite file. WAL journal so readers never block the writer, and
-/// synchronous=FULL so a committed transaction survives a crash: acknowledged writes rely on it.
+/// synchronous=FULL so a committed transaction survives a crash: acknowledged writes rely on it. secure_delete
+/// zeroes what a delete frees.
 /// </summary>
 public sealed class SqliteDatabase
 {
     private const int SchemaVersion = 2;
+
+    // secure_delete: deleted rows are overwritten, so a deleted tenant's text does not linger in free pages of the file.
+    private const string SessionPragmas = "PRAGMA synchronous=FULL; PRAGMA secure_delete=ON;";
     private readonly string _connectionString;
 
     public SqliteDatabase(string path)
@@ -34,7 +38,7 @@ public sealed class SqliteDatabase
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var pragma = connection.CreateCommand();
-        pragma.CommandText = "PRAGMA synchronous=FULL;";
+        pragma.CommandText = SessionPragmas;
         await pragma.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         return connection;
     }
@@ -45,7 +49,7 @@ public sealed class SqliteDatabase
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
         using var pragma = connection.CreateCommand();
-        pragma.CommandText = "PRAGMA synchronous=FULL;";
+        pragma.CommandText = SessionPragmas;
         pragma.ExecuteNonQuery();
         return connection;
     }

@@ -18,7 +18,7 @@ public sealed record PostgresMigration(int Version, string Description, Func<Npg
 public sealed class PostgresSchema(NpgsqlDataSource dataSource, ILogger<PostgresSchema> logger)
 {
     /// <summary>The newest schema version this build knows.</summary>
-    public const int CurrentVersion = 3;
+    public const int CurrentVersion = 4;
 
     // Arbitrary but fixed: the key every RagOrleans process locks on while migrating.
     private const long AdvisoryLockKey = 0x5241_474F_524C_0001;
@@ -29,6 +29,7 @@ public sealed class PostgresSchema(NpgsqlDataSource dataSource, ILogger<Postgres
         new(1, "Orleans clustering and reminders contract; documents, chunk log, snapshots, blobs, conversations", ApplyV1Async),
         new(2, "Ingestion: document step and progress, status and content-hash indexes, idempotency keys, segmented blobs", ApplyV2Async),
         new(3, "Usage ledger: one row per tenant, day, model, kind and user", ApplyV3Async),
+        new(4, "Audit log of admin and operator actions", ApplyV4Async),
     ];
 
     /// <summary>Applies the missing versions and returns how many it applied (0 when already current).</summary>
@@ -147,6 +148,28 @@ public sealed class PostgresSchema(NpgsqlDataSource dataSource, ILogger<Postgres
                 quantity bigint  NOT NULL,
                 cost     numeric NOT NULL,
                 PRIMARY KEY (tenant, day, model, kind, user_id))
+            """, connection, tx);
+        await ddl.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task ApplyV4Async(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken cancellationToken)
+    {
+        await using var ddl = new NpgsqlCommand(
+            """
+            CREATE TABLE audit_log (
+                seq        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                at         timestamptz NOT NULL,
+                tenant     text COLLATE "C",
+                key_id     text        NOT NULL,
+                role       text        NOT NULL,
+                action     text        NOT NULL,
+                target     text        NOT NULL,
+                outcome    text        NOT NULL,
+                status     integer     NOT NULL,
+                request_id text        NOT NULL
+            );
+            -- The tenant admin's view and the operator's per-tenant filter page newest first within one tenant.
+            CREATE INDEX audit_log_tenant ON audit_log (tenant, seq);
             """, connection, tx);
         await ddl.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
