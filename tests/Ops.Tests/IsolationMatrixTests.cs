@@ -216,6 +216,15 @@ public sealed class IsolationMatrixTests(MatrixFrontend frontend, ITestOutputHel
             f => Json(HttpMethod.Post, $"/v1/collections/{f.Collection}/chat", new { message = "What is the matrix?" }), OtherTenant: 404),
         new("GET", "/v1/conversations/{id}", Access.TenantRead, 200, f => Get($"/v1/conversations/{f.ConversationId}"), OtherTenant: 404,
             Overrides: new Dictionary<Caller, int> { [Caller.User] = 404 }),
+        new("GET", "/v1/conversations", Access.TenantRead, 200, _ => Get("/v1/conversations?limit=5")),
+        new("DELETE", "/v1/conversations/{id}", Access.TenantRead, 404, _ => Delete("/v1/conversations/no-such-conversation")),
+
+        // OpenAI-compatible endpoints: the same keys as bearer tokens; a collection is named in the model.
+        new("POST", "/v1/embeddings", Access.TenantRead, 200,
+            _ => Json(HttpMethod.Post, "/v1/embeddings", new { input = "matrix", model = "all-minilm-l6-v2" })),
+        new("POST", "/v1/chat/completions", Access.TenantRead, 200,
+            f => Json(HttpMethod.Post, "/v1/chat/completions", new { model = $"rag:{f.Collection}", messages = new[] { new { role = "user", content = "What is the matrix?" } } }),
+            OtherTenant: 404),
     ];
 
     /// <summary>Route prefixes whose endpoints share one expectation (the Orleans dashboard maps its own set).</summary>
