@@ -10,10 +10,32 @@ public sealed record CollectionSettings(
     [property: Id(2)] int ShardCount,
     [property: Id(3)] int ChunkTargetTokens,
     [property: Id(4)] int ChunkOverlapTokens,
-    [property: Id(5)] Bm25Settings? Bm25 = null)
+    [property: Id(5)] Bm25Settings? Bm25 = null,
+    [property: Id(6)] string? VectorQuantization = null)
 {
     /// <summary>The BM25 parameters in force: the collection's own, or the defaults for collections created before they were settable.</summary>
     public Bm25Settings EffectiveBm25 => Bm25 ?? Bm25Settings.Default;
+
+    /// <summary>How the shards store vectors for the graph walk: <c>none</c> (float32) or <c>int8</c> (float re-scoring).</summary>
+    public string EffectiveVectorQuantization => VectorQuantization ?? VectorQuantizations.None;
+}
+
+/// <summary>The vector storage modes a collection can choose at creation.</summary>
+public static class VectorQuantizations
+{
+    /// <summary>float32 vectors in memory (the default).</summary>
+    public const string None = "none";
+
+    /// <summary>int8 codes in memory (about 4x less), the float32 vectors memory-mapped for exact re-scoring.</summary>
+    public const string Int8 = "int8";
+
+    /// <summary>The canonical name of <paramref name="value"/> (null is <see cref="None"/>); Invalid for anything else.</summary>
+    public static string Normalize(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or None => None,
+        Int8 => Int8,
+        _ => throw RagException.Invalid($"vectorQuantization must be '{None}' or '{Int8}'."),
+    };
 }
 
 /// <summary>BM25 parameters of a collection's keyword index, fixed at creation.</summary>

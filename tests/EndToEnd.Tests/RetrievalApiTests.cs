@@ -168,6 +168,58 @@ public sealed class RetrievalApiTests(ServiceFixture fixture)
         Assert.Equal(3, info["documentCount"]!.GetValue<int>());
     }
 
+    [Fact]
+    public async Task Int8_vector_quantization_is_a_collection_option_with_the_same_answers_in_less_memory()
+    {
+        var (_, adminKey) = await Service.CreateTenant("quant");
+        using var admin = Service.Client(adminKey);
+        var int8 = await (await admin.PostJson("/v1/collections", new { name = "q8", vectorQuantization = "INT8" })).ExpectJson(HttpStatusCode.Created);
+        Assert.Equal("int8", int8.Str("vectorQuantization"));
+        var plain = await (await admin.PostJson("/v1/collections", new { name = "f32" })).ExpectJson(HttpStatusCode.Created);
+        Assert.Equal("none", plain.Str("vectorQuantization"));
+        await (await admin.PostJson("/v1/collections", new { name = "bad", vectorQuantization = "int4" })).ExpectProblem(HttpStatusCode.BadRequest);
+        Assert.Equal("int8", (await (await admin.GetAsync("/v1/collections/q8")).ExpectJson(HttpStatusCode.OK)).Str("vectorQuantization"));
+
+        (string Id, string Text)[] docs =
+        [
+            ("reminders", "Reminders are persistent periodic callbacks of a grain: they survive deactivation and cluster restarts."),
+            ("bread", "Knead the dough for ten minutes, let it rise for an hour, then bake at 220 degrees Celsius."),
+            ("tides", "Tides rise and fall twice a day because of the gravitational pull of the moon and the sun."),
+            ("chess", "In chess the knight moves in an L shape and is the only piece that can jump over others."),
+            ("vaccines", "Vaccines train the immune system to recognise a pathogen without causing the disease."),
+            ("rust", "Iron rusts when it reacts with oxygen and water, forming hydrated iron oxide."),
+        ];
+        foreach (var collection in new[] { "q8", "f32" })
+        {
+            foreach (var (id, text) in docs)
+            {
+                await admin.Ingest(collection, new { id, text });
+            }
+        }
+
+        (string Query, string Expected)[] queries =
+        [
+            ("how does the moon affect the sea", "tides"),
+            ("baking a loaf at home", "bread"),
+            ("which chess piece jumps", "chess"),
+            ("durable timers that outlive activations", "reminders"),
+        ];
+        foreach (var (query, expected) in queries)
+        {
+            var quantized = await Results(admin, new { query, mode = "vector", topK = 3 }, "q8");
+            var exact = await Results(admin, new { query, mode = "vector", topK = 3 }, "f32");
+            Assert.Equal(expected, quantized[0].Str("documentId"));
+            Assert.Equal(exact.Select(r => r.Str("documentId")), quantized.Select(r => r.Str("documentId")));
+
+            // Re-scored with the float vectors: the scores are the exact ones, not int8 approximations.
+            Assert.Equal(exact[0]["score"]!.GetValue<float>(), quantized[0]["score"]!.GetValue<float>(), 4);
+        }
+
+        var q8Bytes = (await (await admin.PostAsync("/v1/collections/q8/prewarm", null)).ExpectJson(HttpStatusCode.OK))["shards"]![0]!["indexBytes"]!.GetValue<long>();
+        var f32Bytes = (await (await admin.PostAsync("/v1/collections/f32/prewarm", null)).ExpectJson(HttpStatusCode.OK))["shards"]![0]!["indexBytes"]!.GetValue<long>();
+        Assert.True(q8Bytes < f32Bytes, $"int8 shard holds {q8Bytes} bytes, float32 {f32Bytes}");
+    }
+
     private static async Task<List<JsonNode>> Results(HttpClient client, object body, string collection = "kb")
     {
         var json = await (await client.PostJson($"/v1/collections/{collection}/search", body)).ExpectJson(HttpStatusCode.OK);

@@ -38,7 +38,9 @@ public static class CollectionsApi
         var shards = request.Shards ?? options.Value.DefaultShardCount;
         var model = request.Model is null ? EmbeddingModelCatalog.Default : EmbeddingModelCatalog.Resolve(request.Model);
         var bm25 = new Bm25Settings(request.Bm25?.K1 ?? Bm25Settings.Default.K1, request.Bm25?.B ?? Bm25Settings.Default.B).Validate();
-        var settings = new CollectionSettings(model.Name, model.Dimensions, shards, 200, 32, bm25);
+        var quantization = VectorQuantizations.Normalize(request.VectorQuantization);
+        var settings = new CollectionSettings(model.Name, model.Dimensions, shards, 200, 32, bm25,
+            quantization == VectorQuantizations.None ? null : quantization);
         var info = await Collection(grains, http, name).Create(settings);
         return TypedResults.Created($"/v1/collections/{name}", CollectionResponse.From(info));
     }

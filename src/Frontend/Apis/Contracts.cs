@@ -22,7 +22,7 @@ public sealed record KeyResponse(string Id, string Role, string UserId, DateTime
 }
 
 /// <summary>Body of POST /v1/collections: the embedding model and BM25 parameters are fixed here for the collection's life.</summary>
-public sealed record CreateCollectionRequest(string? Name, int? Shards, string? Model = null, Bm25Request? Bm25 = null);
+public sealed record CreateCollectionRequest(string? Name, int? Shards, string? Model = null, Bm25Request? Bm25 = null, string? VectorQuantization = null);
 
 /// <summary>BM25 parameters in a request; an omitted one takes its default (k1 0.9, b 0.4).</summary>
 public sealed record Bm25Request(float? K1, float? B);
@@ -31,11 +31,12 @@ public sealed record Bm25Request(float? K1, float? B);
 public sealed record Bm25Response(float K1, float B);
 
 /// <summary>A collection with its counts.</summary>
-public sealed record CollectionResponse(string Name, DateTimeOffset CreatedAt, string Model, int Dimensions, int Shards, long DocumentCount, long ChunkCount, Bm25Response Bm25)
+public sealed record CollectionResponse(string Name, DateTimeOffset CreatedAt, string Model, int Dimensions, int Shards, long DocumentCount, long ChunkCount, Bm25Response Bm25,
+    string VectorQuantization)
 {
     public static CollectionResponse From(CollectionInfo c) =>
         new(c.Name, c.CreatedAt, c.Settings.Model, c.Settings.Dimensions, c.Settings.ShardCount, c.DocumentCount, c.ChunkCount,
-            new Bm25Response(c.Settings.EffectiveBm25.K1, c.Settings.EffectiveBm25.B));
+            new Bm25Response(c.Settings.EffectiveBm25.K1, c.Settings.EffectiveBm25.B), c.Settings.EffectiveVectorQuantization);
 }
 
 /// <summary>One shard after a prewarm: whether it was already in memory and what its load from the snapshot took.</summary>

@@ -61,6 +61,7 @@ public sealed class CollectionGrain(
         }
 
         settings.Bm25?.Validate();
+        VectorQuantizations.Normalize(settings.VectorQuantization);
 
         await Quota.ReserveCollection();
         try

@@ -28,6 +28,7 @@ public sealed class IndexShardGrain(
     private long _watermark;
     private long _snapshotWatermark;
     private IGrainTimer? _snapshotTimer;
+    private VectorQuantization _quantization;
     private DateTimeOffset _activatedAt;
     private double _loadMilliseconds;
     private long _replayed;
@@ -36,8 +37,9 @@ public sealed class IndexShardGrain(
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        Ids.Split(ShardKey, 3);
+        var key = Ids.Split(ShardKey, 3);
         var started = TimeProvider.System.GetTimestamp();
+        _quantization = await ReadQuantizationAsync(key[0], key[1]);
         _index = new ShardIndex(HnswOptions());
         await using (var snapshot = await snapshots.OpenLatestAsync(ShardKey, cancellationToken))
         {
@@ -101,6 +103,9 @@ public sealed class IndexShardGrain(
                 logger.LogWarning(ex, "Shard {Shard}: snapshot on deactivation failed; the chunk log still has everything", ShardKey);
             }
         }
+
+        // An int8 graph maps its float vectors from a scratch file; release it now rather than at finalization.
+        _index.Dispose();
     }
 
     /// <summary>Every call marks the shard as in use, so the memory governor leaves it alone.</summary>
@@ -295,6 +300,7 @@ public sealed class IndexShardGrain(
         _snapshotTimer?.Dispose();
         await log.DeleteShardAsync(ShardKey);
         await snapshots.DeleteAsync(ShardKey);
+        _index.Dispose();
         _index = new ShardIndex(HnswOptions());
         _watermark = _snapshotWatermark = 0;
         DeactivateOnIdle();
@@ -324,14 +330,37 @@ public sealed class IndexShardGrain(
         return true;
     }
 
-    private HnswOptions HnswOptions() => new() { ExactSearchThreshold = options.Value.ExactSearchThreshold, EfSearch = options.Value.EfSearch };
+    private HnswOptions HnswOptions() => new()
+    {
+        ExactSearchThreshold = options.Value.ExactSearchThreshold,
+        EfSearch = options.Value.EfSearch,
+        Quantization = _quantization,
+    };
+
+    /// <summary>
+    /// The collection's vector storage mode, read once per activation: a new graph needs it before its first vector,
+    /// and a snapshot carries its own. GetSettings interleaves, so this is safe while the collection awaits this shard;
+    /// a shard whose collection is gone (being dropped) keeps float32.
+    /// </summary>
+    private async Task<VectorQuantization> ReadQuantizationAsync(string tenant, string collection)
+    {
+        try
+        {
+            var settings = await GrainFactory.GetGrain<ICollectionGrain>(Ids.Key(tenant, collection)).GetSettings();
+            return settings.EffectiveVectorQuantization == VectorQuantizations.Int8 ? VectorQuantization.Int8 : VectorQuantization.None;
+        }
+        catch (RagException ex) when (ex.Kind == RagErrorKind.NotFound)
+        {
+            return VectorQuantization.None;
+        }
+    }
 }
 
 /// <summary>
 /// The in-memory part of a shard, free of Orleans: the HNSW over chunk vectors plus the mapping from
 /// graph ids to chunk-log sequence numbers and from documents to their graph ids.
 /// </summary>
-public sealed class ShardIndex(HnswOptions hnswOptions)
+public sealed class ShardIndex(HnswOptions hnswOptions) : IDisposable
 {
     private const uint Magic = 0x44485352; // "RSHD"
     private const int FormatVersion = 4;
@@ -508,6 +537,9 @@ public sealed class ShardIndex(HnswOptions hnswOptions)
         _hnsw?.WriteTo(stream);
         _keywords.WriteTo(stream);
     }
+
+    /// <summary>Releases the vector graph's memory-mapped vectors (int8 mode); a no-op for float32.</summary>
+    public void Dispose() => _hnsw?.Dispose();
 
     /// <summary>Reads a snapshot written by <see cref="WriteTo"/>; InvalidDataException if damaged.</summary>
     public static ShardIndex ReadFrom(Stream stream, HnswOptions hnswOptions)
