@@ -18,7 +18,8 @@ public sealed class TracedFrontend : WebApplicationFactory<Program>
 {
     private readonly string _dataDir = Path.Combine(Path.GetTempPath(), "rag-ops-tests", Guid.NewGuid().ToString("N"));
 
-    public List<Activity> Spans { get; } = [];
+    // The exporter appends from request and background threads without any lock of ours, so the collection locks itself.
+    private readonly LockedSpans _spans = new();
 
     public const string OperatorKey = "ops-test-operator-key-0123456789";
 
@@ -31,7 +32,7 @@ public sealed class TracedFrontend : WebApplicationFactory<Program>
         Environment.SetEnvironmentVariable("Orleans__GatewayPort", FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture));
         builder.UseContentRoot(AppContext.BaseDirectory);
         builder.UseEnvironment("Development");
-        builder.ConfigureServices(services => services.ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddInMemoryExporter(Spans)));
+        builder.ConfigureServices(services => services.ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddInMemoryExporter(_spans)));
     }
 
     protected override void Dispose(bool disposing)
@@ -47,11 +48,34 @@ public sealed class TracedFrontend : WebApplicationFactory<Program>
     }
 
     /// <summary>The spans exported so far (the exporter appends from request threads).</summary>
-    public List<Activity> Snapshot()
+    public List<Activity> Snapshot() => _spans.Copy();
+
+    private sealed class LockedSpans : System.Collections.ObjectModel.Collection<Activity>
     {
-        lock (Spans)
+        private readonly Lock _lock = new();
+
+        public List<Activity> Copy()
         {
-            return [.. Spans];
+            lock (_lock)
+            {
+                return [.. Items];
+            }
+        }
+
+        protected override void InsertItem(int index, Activity item)
+        {
+            lock (_lock)
+            {
+                base.InsertItem(index, item);
+            }
+        }
+
+        protected override void ClearItems()
+        {
+            lock (_lock)
+            {
+                base.ClearItems();
+            }
         }
     }
 
