@@ -248,7 +248,7 @@ public sealed class TenantImporter(
                 throw RagException.Invalid($"Archive entry '{entryName}' is the content of a document the collection does not list.");
             }
 
-            var hashing = new BoundedHashingStream(await entry.OpenAsync(cancellationToken), Math.Min(content.Size, options.Value.MaxEntryBytes), entryName);
+            var hashing = new BoundedHashingStream(await entry.OpenAsync(cancellationToken), Math.Min(content.Size + 1, options.Value.MaxEntryBytes), entryName);
             await using (hashing.ConfigureAwait(false))
             {
                 await hashing.CopyToAsync(Stream.Null, cancellationToken);
