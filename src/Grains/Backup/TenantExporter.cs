@@ -81,7 +81,12 @@ public sealed class TenantExporter(
     {
         var tenantId = plan.Tenant.Id;
         var started = clock.GetTimestamp();
-        var zip = await ZipArchive.CreateAsync(output, ZipArchiveMode.Create, leaveOpen: true, entryNameEncoding: null, cancellationToken);
+        // The zip writer still flushes an entry's last deflate block and data descriptor synchronously when the entry
+        // closes; the output may be an HTTP response that forbids synchronous writes, so those few bytes wait in memory
+        // for the next asynchronous write.
+        var target = new AsyncOnlyOutput(output);
+        await using var targetScope = target.ConfigureAwait(false);
+        var zip = await ZipArchive.CreateAsync(target, ZipArchiveMode.Create, leaveOpen: true, entryNameEncoding: null, cancellationToken);
         await using (zip.ConfigureAwait(false))
         {
             var writer = new EntryWriter(zip);
@@ -101,6 +106,8 @@ public sealed class TenantExporter(
             var manifest = new ArchiveManifest(TenantArchive.Format, TenantArchive.Version, tenantId, clock.GetUtcNow(),
                 manifestCollections, writer.Checksums, conversationCount);
             await writer.JsonAsync(TenantArchive.ManifestEntry, manifest, cancellationToken, checksum: false);
+            await zip.DisposeAsync();
+            await target.FlushAsync(cancellationToken);
             logger.LogInformation(
                 "Tenant {TenantId} exported: {Collections} collections, {Documents} documents, {Chunks} chunks, {Conversations} conversations in {ElapsedMs:F0} ms",
                 tenantId, manifestCollections.Count, documentTotal, chunkTotal, conversationCount, clock.GetElapsedTime(started).TotalMilliseconds);
@@ -321,6 +328,62 @@ public sealed class TenantExporter(
                     Checksums.Add(new ArchiveChecksum(path, hashing.Length, hashing.Sha256()));
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// Passes asynchronous writes through; keeps synchronous ones in memory until the next asynchronous write or flush,
+    /// so the wrapped stream only ever sees asynchronous writes.
+    /// </summary>
+    private sealed class AsyncOnlyOutput(Stream inner) : Stream
+    {
+        private readonly MemoryStream _pending = new();
+
+        public override void Write(byte[] buffer, int offset, int count) => _pending.Write(buffer, offset, count);
+
+        public override void Write(ReadOnlySpan<byte> buffer) => _pending.Write(buffer);
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            await DrainAsync(cancellationToken).ConfigureAwait(false);
+            await inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override async Task FlushAsync(CancellationToken cancellationToken)
+        {
+            await DrainAsync(cancellationToken).ConfigureAwait(false);
+            await inner.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        public override void Flush()
+        {
+        }
+
+        private async Task DrainAsync(CancellationToken cancellationToken)
+        {
+            if (_pending.Length > 0)
+            {
+                await inner.WriteAsync(_pending.GetBuffer().AsMemory(0, (int)_pending.Length), cancellationToken).ConfigureAwait(false);
+                _pending.SetLength(0);
+            }
+        }
+
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override async ValueTask DisposeAsync()
+        {
+            _pending.Dispose();
+            await base.DisposeAsync().ConfigureAwait(false);
         }
     }
 
