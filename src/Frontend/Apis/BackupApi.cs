@@ -17,8 +17,8 @@ public static class BackupApi
             .WithSummary("Stream a backup archive (zip) of one tenant: settings, key hashes, limits, collections, documents, blobs, index snapshots, chunk log, conversations")
             .RequireRole(Roles.Operator, Roles.Admin).Audited("tenant.export");
         app.MapPost("/v1/tenants/import", Import).WithTags("Backup")
-            .WithSummary("Restore a tenant from an export archive (request body); 409 if the tenant exists")
-            .Accepts<Stream>("application/zip").RequireRole(Roles.Operator).Audited("tenant.import");
+            .WithSummary("Restore a tenant from an export archive (the raw request body, e.g. Content-Type: application/zip); 409 if the tenant exists")
+            .RequireRole(Roles.Operator).Audited("tenant.import");
         return app;
     }
 

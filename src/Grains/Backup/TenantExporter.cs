@@ -142,6 +142,12 @@ public sealed class TenantExporter(
 
         await foreach (var record in AllDocumentsAsync(tenantId, name, cancellationToken))
         {
+            // A document that turned unfinished since its record was written (replaced, retried) would not match it.
+            if (record.Status is not (DocumentStatus.Indexed or DocumentStatus.Failed))
+            {
+                throw new InvalidOperationException($"Document '{record.Id}' of {tenantId}/{name} started ingesting during the export; the archive is incomplete.");
+            }
+
             var content = await blobs.OpenReadAsync(RagStorage.DocumentBlobKey(tenantId, name, record.Id), cancellationToken);
             if (content is null)
             {
