@@ -77,7 +77,11 @@ public sealed class FuzzTests(ITestOutputHelper output)
                 lock (failures)
                 {
                     statuses[response.Status] = statuses.GetValueOrDefault(response.Status) + 1;
-                    if (response.Status is 0 or >= 500 || response.Status < 400 && !request.MaySucceed)
+                    // One designed exception: an export that a concurrent write of another worker invalidates while it
+                    // streams is cut on purpose (a consistent archive or none; import refuses the torn zip).
+                    var tornExport = response.Status is 0 or 200 && request.MaySucceed && request.Method == "POST"
+                        && Encoding.UTF8.GetString(request.Target).EndsWith("/export", StringComparison.Ordinal);
+                    if (!tornExport && (response.Status is 0 or >= 500 || response.Status < 400 && !request.MaySucceed))
                     {
                         failures.Add($"#{i} {request.Describe()} -> {(response.Status == 0 ? response.Error : response.Status.ToString(CultureInfo.InvariantCulture))} {Truncate(response.Body)}");
                     }
