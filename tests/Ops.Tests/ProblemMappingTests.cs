@@ -44,6 +44,18 @@ public sealed class ProblemMappingTests
     }
 
     [Fact]
+    public async Task Invalid_utf8_found_while_reading_a_parsed_json_body_is_a_400()
+    {
+        // What the fuzzer found: PUT /v1/tenants/{id}/limits with an invalid UTF-8 property name answered 500.
+        byte[] json = [(byte)'{', (byte)'"', (byte)'a', 0xff, (byte)'"', (byte)':', (byte)'1', (byte)'}'];
+        using var doc = JsonDocument.Parse(json);
+        var thrown = Assert.Throws<InvalidOperationException>(() => doc.RootElement.EnumerateObject().First().Name);
+        var (status, _, body) = await HandleAsync(thrown);
+        Assert.Equal(400, status);
+        Assert.Contains("UTF-8", body.GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_unexpected_error_is_a_500_that_leaks_nothing()
     {
         var (status, _, body) = await HandleAsync(new InvalidOperationException("secret internal state"));

@@ -58,6 +58,10 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
             BadHttpRequestException bad => (bad.StatusCode, "Bad Request", BadRequestDetail(bad)),
             JsonException json => (400, "Bad Request", "The body is not valid JSON: " + json.Message),
             InvalidDataException data => (400, "Bad Request", data.Message),
+            // System.Text.Json validates UTF-8 lazily: a JsonDocument with invalid UTF-8 inside a string or property
+            // name parses, and throws this only when the text is read.
+            InvalidOperationException { InnerException: System.Text.DecoderFallbackException } =>
+                (400, "Bad Request", "The body is not valid UTF-8."),
             TimeoutException => (503, "Service Unavailable", "The cluster did not answer in time; retry shortly."),
             SiloUnavailableException or OrleansMessageRejectionException or Orleans.Runtime.Messaging.ConnectionFailedException =>
                 (503, "Service Unavailable", "The cluster is not reachable right now; retry shortly."),
