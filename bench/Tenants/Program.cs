@@ -33,6 +33,17 @@ var format = CurrentFormat();
 Console.WriteLine($"{sentences.Length:N0} SciFact sentences; vectors: {vectorSource.Name}; shard snapshot format v{format}; " +
     $"load average {string.Join(' ', run.LoadAverageAtStart)}");
 
+if (modes.Contains("silo"))
+{
+    var siloReport = await SiloRun.RunAsync(args, parsed, (size, seed) => Build(size, seed), run);
+    if (parsed.Json is { } siloJson)
+    {
+        JsonReport.Write(siloJson, siloReport);
+    }
+
+    return 0;
+}
+
 // Cold activation: a shard's activation is "open newest snapshot, ShardIndex.ReadFrom, replay nothing".
 var cold = new List<ColdResult>();
 foreach (var size in modes.Contains("cold") ? bigSizes : [])
@@ -179,12 +190,15 @@ static MemoryStream SkipIdMaps(byte[] image)
     return stream;
 }
 
-// The format version this build writes, read off an empty shard's snapshot header.
-int CurrentFormat()
+// The formats this build writes ("shard.keyword"), read off an empty shard's snapshot: the shard header, then (no
+// graph in an empty shard) the keyword index's header.
+string CurrentFormat()
 {
     using var probe = new MemoryStream();
     new ShardIndex(options).WriteTo(probe);
-    return BitConverter.ToInt32(probe.GetBuffer(), 4);
+    var bytes = probe.ToArray();
+    var keyword = 16 + BitConverter.ToInt32(bytes, 8);
+    return $"{BitConverter.ToInt32(bytes, 4)}.{BitConverter.ToInt32(bytes, keyword + 4)}";
 }
 
 // A cached snapshot in this build's format: built once; a cache file from an older format is loaded (which also
@@ -198,8 +212,7 @@ string Snapshot(int size, int seed)
     }
 
     var watch = Stopwatch.StartNew();
-    var older = Enumerable.Range(1, format - 1).Reverse()
-        .Select(v => Path.Combine(cache, $"shard-{size}-{seed}-{vectorSource.Name}-v{v}.snap")).FirstOrDefault(File.Exists);
+    var older = Directory.EnumerateFiles(cache, $"shard-{size}-{seed}-{vectorSource.Name}-v*.snap").Order().FirstOrDefault();
     ShardIndex index;
     if (older is not null)
     {
@@ -251,4 +264,4 @@ internal sealed record DensityResult(int Tenants, int ChunksPerTenant, double He
     double EstimatedBytesPerTenant, double LoadP50Ms, double LoadP99Ms, int RawVectorBytes,
     double HnswBytesPerVector, double Bm25BytesPerVector, double MapsBytesPerVector);
 
-internal sealed record TenantsReport(string Benchmark, string Vectors, int SnapshotFormat, IReadOnlyList<ColdResult> ColdActivation, DensityResult? Density, RunInfo Run);
+internal sealed record TenantsReport(string Benchmark, string Vectors, string SnapshotFormat, IReadOnlyList<ColdResult> ColdActivation, DensityResult? Density, RunInfo Run);
