@@ -28,9 +28,11 @@ var sentences = File.ReadLines(Path.Combine(BenchPaths.SharedData(), "scifact", 
     .Where(s => s.Length > 40).Take(200_000).ToArray();
 var cache = Path.Combine(BenchPaths.CacheDirectory(), "tenants");
 Directory.CreateDirectory(cache);
-var options = new HnswOptions { ExactSearchThreshold = 2000, EfSearch = 64 };
+// --quantization int8 builds the shards as an int8 collection would (codes on the heap, float rows memory-mapped).
+var int8 = Option(args, "quantization", "none") == "int8";
+var options = new HnswOptions { ExactSearchThreshold = 2000, EfSearch = 64, Quantization = int8 ? VectorQuantization.Int8 : VectorQuantization.None };
 var format = CurrentFormat();
-Console.WriteLine($"{sentences.Length:N0} SciFact sentences; vectors: {vectorSource.Name}; shard snapshot format v{format}; " +
+Console.WriteLine($"{sentences.Length:N0} SciFact sentences; vectors: {vectorSource.Name}{(int8 ? " (int8 graph)" : "")}; shard snapshot format v{format}; " +
     $"load average {string.Join(' ', run.LoadAverageAtStart)}");
 
 if (modes.Contains("silo"))
@@ -158,7 +160,7 @@ if (modes.Contains("density"))
     GC.KeepAlive(resident);
 }
 
-var report = new TenantsReport("tenants", vectorSource.Name, format, cold, density, run.Finish());
+var report = new TenantsReport("tenants", vectorSource.Name + (int8 ? "-int8" : ""), format, cold, density, run.Finish());
 if (parsed.Json is { } json)
 {
     JsonReport.Write(json, report);
@@ -205,14 +207,15 @@ string CurrentFormat()
 // checks that old snapshots still load) and written again.
 string Snapshot(int size, int seed)
 {
-    var path = Path.Combine(cache, $"shard-{size}-{seed}-{vectorSource.Name}-v{format}.snap");
+    var kind = vectorSource.Name + (int8 ? "-int8" : "");
+    var path = Path.Combine(cache, $"shard-{size}-{seed}-{kind}-v{format}.snap");
     if (File.Exists(path))
     {
         return path;
     }
 
     var watch = Stopwatch.StartNew();
-    var older = Directory.EnumerateFiles(cache, $"shard-{size}-{seed}-{vectorSource.Name}-v*.snap").Order().FirstOrDefault();
+    var older = Directory.EnumerateFiles(cache, $"shard-{size}-{seed}-{kind}-v*.snap").Order().FirstOrDefault();
     ShardIndex index;
     if (older is not null)
     {

@@ -42,7 +42,8 @@ internal static class SiloRun
         Directory.CreateDirectory(dataDir);
         var gc = GC.GetGCMemoryInfo();
         Console.WriteLine($"silo: {tenants:N0} tenants x {chunks:N0} chunks, {distinct:N0} distinct snapshots, {parallel} callers; " +
-            $"memory available to the GC {gc.TotalAvailableMemoryBytes / 1048576.0:N0} MB; server GC {System.Runtime.GCSettings.IsServerGC}");
+            $"memory available to the GC {gc.TotalAvailableMemoryBytes / 1048576.0:N0} MB (heap hard limit: {ShardMemoryGovernor.HasHeapHardLimit(GC.GetConfigurationVariables())}); " +
+            $"server GC {System.Runtime.GCSettings.IsServerGC}");
 
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>

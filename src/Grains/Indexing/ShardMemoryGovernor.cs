@@ -165,12 +165,38 @@ public sealed class ShardMemoryGovernor(IOptions<ShardMemoryOptions> options, Ti
             return;
         }
 
+        var heapHardLimit = HasHeapHardLimit(GC.GetConfigurationVariables());
         using var timer = new PeriodicTimer(options.Value.PollInterval, _clock);
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
             var info = GC.GetGCMemoryInfo();
-            CheckOnce(info.MemoryLoadBytes, info.TotalAvailableMemoryBytes);
+            CheckOnce(MemoryLoad(info.MemoryLoadBytes, info.TotalCommittedBytes, heapHardLimit), info.TotalAvailableMemoryBytes);
         }
+    }
+
+    /// <summary>
+    /// The load to hold against <see cref="GCMemoryInfo.TotalAvailableMemoryBytes"/>. Under a GC heap hard limit
+    /// (<c>GCHeapHardLimit</c>, <c>GCHeapHardLimitPercent</c>) that total is the limit, while
+    /// <see cref="GCMemoryInfo.MemoryLoadBytes"/> stays the whole machine's use: compared with each other they read over
+    /// 100 % on any busy host and would release every idle shard. There the GC's own committed bytes are what runs out.
+    /// </summary>
+    public static long MemoryLoad(long machineLoadBytes, long committedBytes, bool heapHardLimit) =>
+        heapHardLimit ? committedBytes : machineLoadBytes;
+
+    /// <summary>Whether the GC runs under a heap hard limit, from <see cref="GC.GetConfigurationVariables"/>.</summary>
+    public static bool HasHeapHardLimit(IReadOnlyDictionary<string, object> gcConfiguration)
+    {
+        ArgumentNullException.ThrowIfNull(gcConfiguration);
+        foreach (var (key, value) in gcConfiguration)
+        {
+            if (key.StartsWith("GCHeapHardLimit", StringComparison.OrdinalIgnoreCase) && value is IConvertible number
+                && number.ToDouble(System.Globalization.CultureInfo.InvariantCulture) > 0)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private void Remove(string key, Entry entry)

@@ -29,6 +29,18 @@ public sealed class ShardMemoryGovernorTests
     }
 
     [Fact]
+    public void Under_a_heap_hard_limit_the_load_is_the_heap_not_the_machine()
+    {
+        // A 3 GB heap limit on a host using 4 GB: the machine's load would read 133 % and release every idle shard.
+        Assert.True(ShardMemoryGovernor.HasHeapHardLimit(new Dictionary<string, object> { ["GCHeapHardLimit"] = 3UL << 30, ["ServerGC"] = false }));
+        Assert.True(ShardMemoryGovernor.HasHeapHardLimit(new Dictionary<string, object> { ["GCHeapHardLimitPercent"] = 50L }));
+        Assert.False(ShardMemoryGovernor.HasHeapHardLimit(new Dictionary<string, object> { ["GCHeapHardLimit"] = 0UL, ["ConserveMemory"] = 0L }));
+        Assert.False(ShardMemoryGovernor.HasHeapHardLimit(new Dictionary<string, object>()));
+        Assert.Equal(900 * MB, ShardMemoryGovernor.MemoryLoad(4096 * MB, 900 * MB, heapHardLimit: true));
+        Assert.Equal(4096 * MB, ShardMemoryGovernor.MemoryLoad(4096 * MB, 900 * MB, heapHardLimit: false));
+    }
+
+    [Fact]
     public void Governor_releases_only_over_the_limit_and_touched_shards_stay()
     {
         var clock = new ManualClock();
