@@ -43,11 +43,21 @@ if (clusterMode)
     builder.Services.AddSingleton(_ => Npgsql.NpgsqlDataSource.Create(ClusterHosting.PostgresConnectionString(builder.Configuration)));
     builder.Services.AddSingleton<RagOrleans.Grains.Storage.IBlobStore, RagOrleans.Grains.Storage.Postgres.PostgresBlobStore>();
     builder.Services.AddSingleton<RagOrleans.Grains.Storage.IAuditLog, RagOrleans.Grains.Storage.Postgres.PostgresAuditLog>();
+
+    // Tenant export and import stream between HTTP and the shared stores directly, never through grain messages.
+    builder.Services.AddSingleton<RagOrleans.Grains.Storage.IDocumentStore, RagOrleans.Grains.Storage.Postgres.PostgresDocumentStore>();
+    builder.Services.AddSingleton<RagOrleans.Grains.Storage.IChunkLog, RagOrleans.Grains.Storage.Postgres.PostgresChunkLog>();
+    builder.Services.AddSingleton<RagOrleans.Grains.Storage.ISnapshotStore, RagOrleans.Grains.Storage.Postgres.PostgresSnapshotStore>();
+    builder.Services.AddSingleton<RagOrleans.Grains.Storage.IConversationStore, RagOrleans.Grains.Storage.Postgres.PostgresConversationStore>();
 }
 else
 {
     builder.UseOrleans(silo => silo.UseRagSilo(builder.Configuration));
 }
+
+builder.Services.AddOptions<RagOrleans.Grains.Backup.BackupOptions>().BindConfiguration(RagOrleans.Grains.Backup.BackupOptions.Section);
+builder.Services.AddSingleton<RagOrleans.Grains.Backup.TenantExporter>();
+builder.Services.AddSingleton<RagOrleans.Grains.Backup.TenantImporter>();
 
 // Chat generation runs here, beside the client's connection (streaming, cancellation); after the silo's own registrations.
 builder.Services.AddRagChat();
@@ -81,6 +91,7 @@ app.MapChatApi();
 app.MapOpenAiApi();
 app.MapLimitsApi();
 app.MapAuditApi();
+app.MapBackupApi();
 
 // Creating the key up front makes its location known at start-up, not at the first request.
 var operatorKey = app.Services.GetRequiredService<OperatorKey>();

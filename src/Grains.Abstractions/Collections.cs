@@ -296,6 +296,12 @@ public interface ICollectionGrain : IGrainWithStringKey
     /// <summary>Records a resumable upload started in the collection (so deleting the collection removes it); NotFound if the collection does not exist.</summary>
     [Alias("RegisterUpload")] Task<CollectionSettings> RegisterUpload(string uploadId);
 
+    /// <summary>
+    /// (restore) Creates the collection with settings and creation time from a backup, registering it with its
+    /// tenant but reserving no quota (the restore sets the quota's counts itself); Conflict if it exists.
+    /// </summary>
+    [Alias("Restore")] Task Restore(CollectionSettings settings, DateTimeOffset createdAt);
+
     /// <summary>Deletes the collection with all documents, chunks, snapshots and blobs.</summary>
     [Alias("Delete")] Task Delete();
 

@@ -127,6 +127,30 @@ public sealed record QuotaViolation(
     [property: Id(4)] int? RetryAfterSeconds = null);
 
 /// <summary>
+/// What a backup keeps of a tenant's quota: the plan, the operator's overrides, per-user limits and the spending of
+/// the current periods (so a restore does not hand out a fresh day or month). Stored counts (documents, bytes,
+/// vectors) are not kept: a restore recounts them from what it restores.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("rag.QuotaBackup")]
+public sealed record QuotaBackup(
+    [property: Id(0)] string? Plan,
+    [property: Id(1)] IReadOnlyDictionary<string, decimal?> Overrides,
+    [property: Id(2)] IReadOnlyList<UserLimits> Users,
+    [property: Id(3)] DateOnly Day,
+    [property: Id(4)] long ChatTokensToday,
+    [property: Id(5)] IReadOnlyDictionary<string, long> UserTokensToday,
+    [property: Id(6)] string Month,
+    [property: Id(7)] decimal BudgetSpent);
+
+/// <summary>What a restored tenant holds, counted by the restore.</summary>
+[GenerateSerializer, Immutable, Alias("rag.QuotaHoldings")]
+public sealed record QuotaHoldings(
+    [property: Id(0)] long Collections,
+    [property: Id(1)] long Documents,
+    [property: Id(2)] long StoredBytes,
+    [property: Id(3)] long Vectors);
+
+/// <summary>
 /// One tenant's limits and usage. Every reservation is checked and applied in one turn of this
 /// single-threaded grain, so counters stay exact under any concurrency; releases give quota back.
 /// </summary>
@@ -195,6 +219,12 @@ public interface IQuotaGrain : IGrainWithStringKey
 
     /// <summary>Forgets limits and usage (the tenant was deleted); the ledger is kept.</summary>
     [Alias("Clear")] Task Clear();
+
+    /// <summary>The limits and current-period spending, for a backup.</summary>
+    [Alias("ExportBackup")] Task<QuotaBackup> ExportBackup();
+
+    /// <summary>Replaces limits and usage with a backup's and the restored holdings; Invalid for an unknown plan or field.</summary>
+    [Alias("RestoreBackup")] Task RestoreBackup(QuotaBackup backup, QuotaHoldings holdings);
 }
 
 /// <summary>One line of a usage report: the group (a day, a model or a user), the kind of charge, its total and cost.</summary>

@@ -41,6 +41,28 @@ public sealed record CreatedTenant(
     [property: Id(0)] TenantInfo Tenant,
     [property: Id(1)] CreatedApiKey AdminKey);
 
+/// <summary>
+/// An API key as a backup carries it: the salted hash, never the secret, so a restored key keeps working with the
+/// same key string and a stolen archive yields no usable key.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("rag.TenantKeyBackup")]
+public sealed record TenantKeyBackup(
+    [property: Id(0)] string Id,
+    [property: Id(1)] string Role,
+    [property: Id(2)] string UserId,
+    [property: Id(3)] byte[] Salt,
+    [property: Id(4)] byte[] Hash,
+    [property: Id(5)] DateTimeOffset CreatedAt);
+
+/// <summary>A tenant's record as exported: profile, key hashes and collection names.</summary>
+[GenerateSerializer, Immutable, Alias("rag.TenantBackup")]
+public sealed record TenantBackup(
+    [property: Id(0)] string Id,
+    [property: Id(1)] string Name,
+    [property: Id(2)] DateTimeOffset CreatedAt,
+    [property: Id(3)] IReadOnlyList<TenantKeyBackup> Keys,
+    [property: Id(4)] IReadOnlyList<string> Collections);
+
 /// <summary>Who a verified tenant key belongs to.</summary>
 [GenerateSerializer, Immutable, Alias("rag.KeyPrincipal")]
 public sealed record KeyPrincipal(
@@ -83,6 +105,18 @@ public interface ITenantGrain : IGrainWithStringKey
 
     /// <summary>The tenant's collection names, sorted.</summary>
     [Alias("ListCollections")] Task<IReadOnlyList<string>> ListCollections();
+
+    /// <summary>The tenant's record for a backup (key hashes only); NotFound if absent.</summary>
+    [Alias("ExportBackup")] Task<TenantBackup> ExportBackup();
+
+    /// <summary>
+    /// First step of a restore: creates the tenant with its profile but no key, so nothing can use it until
+    /// <see cref="CompleteRestore"/>; Conflict if it exists. A failed restore is undone with <see cref="Delete"/>.
+    /// </summary>
+    [Alias("BeginRestore")] Task BeginRestore(string name, DateTimeOffset createdAt);
+
+    /// <summary>Last step of a restore: installs the keys (from their hashes) and lists the tenant in the directory.</summary>
+    [Alias("CompleteRestore")] Task CompleteRestore(IReadOnlyList<TenantKeyBackup> keys);
 }
 
 /// <summary>The cluster-wide list of tenants (a single activation keyed <see cref="Key"/>).</summary>

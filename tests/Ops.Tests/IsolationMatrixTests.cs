@@ -171,6 +171,14 @@ public sealed class IsolationMatrixTests(MatrixFrontend frontend, ITestOutputHel
         new("PUT", "/v1/tenants/{id}/limits", Access.Operator, 200, f => Json(HttpMethod.Put, $"/v1/tenants/{f.TenantA}/limits", new { })),
         new("GET", "/v1/audit", Access.Operator | Access.Admin, 200, _ => Get("/v1/audit?limit=5")),
 
+        // Backup: the operator exports any tenant, a tenant admin only its own (another tenant's answers 404, its
+        // existence not revealed); only the operator imports (here a body that is no archive: 400 once admitted).
+        // These rows come before any row that queues a document, since an export refuses (409) while one is in flight.
+        new("POST", "/v1/tenants/{id}/export", Access.Operator | Access.Admin, 200,
+            f => new HttpRequestMessage(HttpMethod.Post, $"/v1/tenants/{f.TenantA}/export"), OtherTenant: 404),
+        new("POST", "/v1/tenants/import", Access.Operator, 400,
+            _ => Bytes(HttpMethod.Post, "/v1/tenants/import", Encoding.UTF8.GetBytes("not a zip archive"))),
+
         // Tenant admin: keys, limits, usage. An admin of tenant B acts on tenant B (its own keys and limits).
         new("POST", "/v1/keys", Access.Admin, 201, _ => Json(HttpMethod.Post, "/v1/keys", new { role = "user", userId = "made" })),
         new("GET", "/v1/keys", Access.Admin, 200, _ => Get("/v1/keys")),

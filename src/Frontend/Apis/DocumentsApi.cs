@@ -132,18 +132,21 @@ public static class DocumentsApi
             }
         }
 
-        if (added.Duplicate)
+        var finished = info.Status is DocumentStatus.Indexed or DocumentStatus.Failed;
+        if (added.Duplicate && (wait != true || finished))
         {
             // The content is already here: 200 with the existing document (duplicate: true), nothing new queued.
             return new AddOutcome(StatusCodes.Status200OK, location, DocumentResponse.From(info, duplicate: true));
         }
 
-        if (info.Status is DocumentStatus.Indexed or DocumentStatus.Failed && wait == true)
+        if (finished && wait == true)
         {
             return new AddOutcome(StatusCodes.Status200OK, null, DocumentResponse.From(info));
         }
 
-        return new AddOutcome(StatusCodes.Status202Accepted, location, DocumentResponse.From(info));
+        // With ?wait=true a 200 promises a finished document, also for a duplicate (a client's retry of an upload
+        // that got through): one still in the pipeline when the wait ends is 202, like a new one.
+        return new AddOutcome(StatusCodes.Status202Accepted, location, DocumentResponse.From(info, duplicate: added.Duplicate));
     }
 
     private static Results<Accepted<DocumentResponse>, Ok<DocumentResponse>, ContentHttpResult> Typed(HttpContext http, AddOutcome outcome)

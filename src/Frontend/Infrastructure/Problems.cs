@@ -64,6 +64,9 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILo
             _ when BackingStores.Unavailable(exception) is { } store =>
                 (503, "Service Unavailable", $"{store} is not reachable right now; retry shortly."),
             OperationCanceledException when context.RequestAborted.IsCancellationRequested => (499, "Client Closed Request", "The client went away."),
+            // Not the client's cancellation: the runtime gave up on the call (a message expired before placement, an
+            // activation was cancelled during a failover or under overload). Transient, so 503, never a 500.
+            OperationCanceledException => (503, "Service Unavailable", "The cluster did not answer in time; retry shortly."),
             _ => (500, "Internal Server Error", "An unexpected error occurred; it has been logged."),
         };
 

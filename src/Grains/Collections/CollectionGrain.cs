@@ -80,6 +80,28 @@ public sealed class CollectionGrain(
         return new CollectionInfo(_name, state.State.CreatedAt, settings, 0, 0);
     }
 
+    public async Task Restore(CollectionSettings settings, DateTimeOffset createdAt)
+    {
+        if (state.State.Exists)
+        {
+            throw RagException.Conflict($"Collection '{_name}' already exists.");
+        }
+
+        if (settings.ShardCount is < 1 or > 64)
+        {
+            throw RagException.Invalid("shardCount must be between 1 and 64.");
+        }
+
+        settings.Bm25?.Validate();
+        VectorQuantizations.Normalize(settings.VectorQuantization);
+
+        // State first: once the tenant lists the collection, a cleanup through the tenant's Delete must find it.
+        state.State = new CollectionState { Exists = true, CreatedAt = createdAt, Settings = settings };
+        await state.WriteStateAsync();
+        await Tenant.AddCollection(_name);
+        logger.LogInformation("Collection {Collection} of tenant {TenantId} restored", _name, _tenantId);
+    }
+
     public async Task<CollectionInfo> Get()
     {
         var settings = RequireSettings();

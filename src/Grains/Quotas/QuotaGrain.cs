@@ -359,6 +359,54 @@ public sealed class QuotaGrain(
         DeactivateOnIdle();
     }
 
+    public Task<QuotaBackup> ExportBackup()
+    {
+        Roll();
+        return Task.FromResult(new QuotaBackup(
+            S.Plan, new Dictionary<string, decimal?>(S.Overrides, StringComparer.Ordinal), [.. S.Users.Values],
+            S.Day, S.ChatTokensToday, new Dictionary<string, long>(S.UserTokensToday, StringComparer.Ordinal), S.Month, S.BudgetSpent));
+    }
+
+    public async Task RestoreBackup(QuotaBackup backup, QuotaHoldings holdings)
+    {
+        LimitsResolver.Validate(backup.Overrides, QuotaNames.TenantLimits, "tenant");
+        if (backup.Plan is not null && options.CurrentValue.FindPlan(backup.Plan) is null)
+        {
+            throw RagException.Invalid($"The archive's plan '{backup.Plan}' is not configured here (Rag:Plans:{backup.Plan}); configure it before the import.");
+        }
+
+        var users = new Dictionary<string, UserLimits>(StringComparer.Ordinal);
+        foreach (var user in backup.Users)
+        {
+            LimitsResolver.Validate(
+                new Dictionary<string, decimal?> { [QuotaNames.RequestsPerMinute] = user.RequestsPerMinute, [QuotaNames.ChatTokensPerDay] = user.ChatTokensPerDay },
+                QuotaNames.UserLimits, "per-user");
+            users[Ids.RequireName(user.UserId, "user id")] = user;
+        }
+
+        // Spending carries over only within its period: a restore must not hand out a fresh day or month, and an
+        // archive from an earlier period starts the current one at zero (Roll below).
+        state.State = new QuotaState
+        {
+            Plan = backup.Plan,
+            Overrides = new Dictionary<string, decimal?>(backup.Overrides, StringComparer.Ordinal),
+            Users = users,
+            Collections = holdings.Collections,
+            Documents = holdings.Documents,
+            StoredBytes = holdings.StoredBytes,
+            Vectors = holdings.Vectors,
+            Day = backup.Day,
+            ChatTokensToday = Math.Max(0, backup.ChatTokensToday),
+            UserTokensToday = new Dictionary<string, long>(backup.UserTokensToday, StringComparer.Ordinal),
+            Month = backup.Month,
+            BudgetSpent = Math.Max(0, backup.BudgetSpent),
+        };
+        Roll();
+        await state.WriteStateAsync();
+        logger.LogInformation("Quota of tenant {TenantId} restored: {Documents} documents, {Bytes} bytes, {Vectors} vectors",
+            TenantId, holdings.Documents, holdings.StoredBytes, holdings.Vectors);
+    }
+
     /// <summary>The model name chat answers are recorded under: the extractive answerer, not a generative model.</summary>
     private const string ChatModel = "extractive";
 

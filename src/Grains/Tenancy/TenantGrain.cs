@@ -157,6 +157,45 @@ public sealed class TenantGrain(
         return Task.FromResult<IReadOnlyList<string>>([.. state.State.Collections]);
     }
 
+    public Task<TenantBackup> ExportBackup()
+    {
+        RequireExists();
+        var keys = state.State.Keys.Values
+            .OrderBy(k => k.CreatedAt).ThenBy(k => k.Id, StringComparer.Ordinal)
+            .Select(k => new TenantKeyBackup(k.Id, k.Role, k.UserId, k.Salt, k.Hash, k.CreatedAt)).ToList();
+        return Task.FromResult(new TenantBackup(TenantId, state.State.Name, state.State.CreatedAt, keys, [.. state.State.Collections]));
+    }
+
+    public async Task BeginRestore(string name, DateTimeOffset createdAt)
+    {
+        if (state.State.Exists)
+        {
+            throw RagException.Conflict($"Tenant '{TenantId}' already exists; delete it first or import into another cluster.");
+        }
+
+        state.State = new TenantState { Exists = true, Name = name, CreatedAt = createdAt };
+        await state.WriteStateAsync();
+        logger.LogInformation("Tenant {TenantId} restore begun", TenantId);
+    }
+
+    public async Task CompleteRestore(IReadOnlyList<TenantKeyBackup> keys)
+    {
+        RequireExists();
+        foreach (var key in keys)
+        {
+            if (!Roles.IsTenantRole(key.Role) || !Ids.IsValidName(key.Id) || !Ids.IsValidName(key.UserId) || key.Salt.Length == 0 || key.Hash.Length != 32)
+            {
+                throw RagException.Invalid($"Key '{key.Id}' of the backup is malformed.");
+            }
+
+            state.State.Keys[key.Id] = new StoredKey(key.Id, key.Role, key.UserId, key.Salt, key.Hash, key.CreatedAt);
+        }
+
+        await state.WriteStateAsync();
+        await GrainFactory.GetGrain<ITenantDirectoryGrain>(ITenantDirectoryGrain.Key).Register(TenantId);
+        logger.LogInformation("Tenant {TenantId} restored with {Keys} keys and {Collections} collections", TenantId, keys.Count, state.State.Collections.Count);
+    }
+
     private CreatedApiKey NewKey(string role, string userId)
     {
         var keyId = "k" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
