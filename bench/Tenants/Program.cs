@@ -1,53 +1,60 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using RagOrleans.Bench;
+using RagOrleans.Bench.Tenants;
 using RagOrleans.Grains.Indexing;
+using RagOrleans.Grains.Indexing.Keyword;
 using RagOrleans.Grains.Storage;
 
-// Usage: Tenants [--tenants 500] [--chunks 1000] [--big 10000,100000] [--loads 20] [--json FILE]
+// Usage: Tenants [--mode cold,density | silo] [--vectors FILE] [--tenants 500] [--chunks 1000] [--big 10000,100000]
+//                [--loads 20] [--json FILE]   (silo mode: see SiloRun.cs for its options)
 //
-// Measures the shard, not the embedder, so it drives ShardIndex (the in-memory part of IndexShardGrain, the code its
-// activation runs) in-process. Vectors are synthetic: 384-d unit vectors drawn around 2,000 random cluster centres
-// (not uniform noise), because embedding 100,000 real chunks takes about an hour on this machine. Snapshot size and
-// load time depend on the vector count, the graph degree and the text, not on where the vectors came from. Texts
-// are real SciFact sentences, so the keyword index in the snapshot is realistic.
+// cold/density measure the shard, not the embedder: they drive ShardIndex (the in-memory part of IndexShardGrain, the
+// code its activation runs) in-process. silo runs a real in-process silo with many tenants (SiloRun.cs).
+// Vectors: --vectors names bench/Ann's cache of real all-MiniLM-L6-v2 vectors (read in place); without it they are
+// synthetic 384-d unit vectors drawn around 2,000 random cluster centres. Texts are real SciFact sentences, so the
+// keyword index in the snapshot is realistic.
 var parsed = new BenchArgs(args);
 var run = RunInfo.Start();
+var modes = Option(args, "mode", "cold,density").Split(',');
 var tenants = parsed.Int("tenants", 500);
 var chunksPerTenant = parsed.Int("chunks", 1000);
 var loads = parsed.Int("loads", 20);
-var bigSizes = (Array.IndexOf(args, "--big") is var b and >= 0 ? args[b + 1] : "10000,100000").Split(',').Select(int.Parse).ToArray();
+var bigSizes = Option(args, "big", "10000,100000").Split(',').Select(int.Parse).ToArray();
+var vectorSource = VectorSource.Open(Option(args, "vectors", ""));
 var sentences = File.ReadLines(Path.Combine(BenchPaths.SharedData(), "scifact", "corpus.jsonl"))
     .Select(l => JsonNode.Parse(l)!["text"]!.GetValue<string>())
     .SelectMany(t => t.Split(". ", StringSplitOptions.RemoveEmptyEntries))
     .Where(s => s.Length > 40).Take(200_000).ToArray();
 var cache = Path.Combine(BenchPaths.CacheDirectory(), "tenants");
 Directory.CreateDirectory(cache);
-var options = new HnswOptions { ExactSearchThreshold = 2000, EfSearch = 64 };
-Console.WriteLine($"{sentences.Length:N0} SciFact sentences; load average {string.Join(' ', run.LoadAverageAtStart)}");
+// --quantization int8 builds the shards as an int8 collection would (codes on the heap, float rows memory-mapped).
+var int8 = Option(args, "quantization", "none") == "int8";
+var options = new HnswOptions { ExactSearchThreshold = 2000, EfSearch = 64, Quantization = int8 ? VectorQuantization.Int8 : VectorQuantization.None };
+var format = CurrentFormat();
+Console.WriteLine($"{sentences.Length:N0} SciFact sentences; vectors: {vectorSource.Name}{(int8 ? " (int8 graph)" : "")}; shard snapshot format v{format}; " +
+    $"load average {string.Join(' ', run.LoadAverageAtStart)}");
+
+if (modes.Contains("silo"))
+{
+    var siloReport = await SiloRun.RunAsync(args, parsed, (size, seed) => Build(size, seed), run);
+    if (parsed.Json is { } siloJson)
+    {
+        JsonReport.Write(siloJson, siloReport);
+    }
+
+    return 0;
+}
 
 // Cold activation: a shard's activation is "open newest snapshot, ShardIndex.ReadFrom, replay nothing".
 var cold = new List<ColdResult>();
-foreach (var size in bigSizes)
+foreach (var size in modes.Contains("cold") ? bigSizes : [])
 {
-    var path = Path.Combine(cache, $"shard-{size}.snap");
-    if (!File.Exists(path))
-    {
-        var watch = Stopwatch.StartNew();
-        var index = Build(size, seed: size);
-        var tmp = path + ".tmp";
-        using (var file = File.Create(tmp))
-        {
-            index.WriteTo(file);
-        }
-
-        File.Move(tmp, path, overwrite: true);
-        Console.WriteLine($"built and saved the {size:N0}-chunk shard in {watch.Elapsed.TotalSeconds:F1} s");
-    }
-
+    var path = Snapshot(size, seed: size);
     var bytes = new FileInfo(path).Length;
     var raw = new List<double>();
     var load = new List<double>();
+    var allocated = 0L;
     for (var i = 0; i < loads + 2; i++)
     {
         // Baseline in the same run: reading the snapshot bytes alone (page cache), the floor for any loader.
@@ -55,6 +62,7 @@ foreach (var size in bigSizes)
         _ = File.ReadAllBytes(path);
         var rawMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         GC.Collect();
+        var allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
         start = Stopwatch.GetTimestamp();
         ShardIndex loaded;
         using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan))
@@ -63,11 +71,13 @@ foreach (var size in bigSizes)
         }
 
         var loadMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
         if (loaded.Count != size)
         {
             throw new InvalidDataException($"Loaded {loaded.Count} chunks, expected {size}.");
         }
 
+        loaded.Dispose();
         if (i >= 2)
         {
             raw.Add(rawMs);
@@ -75,54 +85,82 @@ foreach (var size in bigSizes)
         }
     }
 
+    // Where the time goes: the two nested formats read alone from memory (the id maps are the rest).
+    var image = File.ReadAllBytes(path);
+    var parts = new List<(double Total, double Hnsw, double Bm25)>();
+    for (var i = 0; i < Math.Max(3, loads / 2); i++)
+    {
+        GC.Collect();
+        var start = Stopwatch.GetTimestamp();
+        ShardIndex.ReadFrom(new MemoryStream(image, writable: false), options).Dispose();
+        var total = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        var stream = SkipIdMaps(image);
+        start = Stopwatch.GetTimestamp();
+        HnswIndex.ReadFrom(stream).Dispose();
+        var hnsw = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        start = Stopwatch.GetTimestamp();
+        _ = Bm25Index.ReadFrom(stream);
+        var bm25 = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        parts.Add((total, hnsw, bm25));
+    }
+
     raw.Sort();
     load.Sort();
     var result = new ColdResult(size, bytes, bytes / (double)size, loads,
-        Stats.Percentile(load, 50), Stats.Percentile(load, 99), load[^1], Stats.Percentile(raw, 50), Stats.Percentile(load, 50) / Stats.Percentile(raw, 50));
+        Stats.Percentile(load, 50), Stats.Percentile(load, 99), load[^1], Stats.Percentile(raw, 50), Stats.Percentile(load, 50) / Stats.Percentile(raw, 50),
+        allocated, Stats.Median(parts.Select(p => p.Total)), Stats.Median(parts.Select(p => p.Hnsw)), Stats.Median(parts.Select(p => p.Bm25)));
     cold.Add(result);
     Console.WriteLine($"cold load {size,7:N0} chunks: snapshot {bytes / 1048576.0:F1} MB ({result.SnapshotBytesPerChunk:F0} B/chunk); " +
-        $"p50 {result.P50Ms:F1} ms, p99 {result.P99Ms:F1} ms, max {result.MaxMs:F1} ms; file read alone p50 {result.RawReadP50Ms:F1} ms ({result.RatioToRawRead:F1}x)");
+        $"p50 {result.P50Ms:F1} ms, p99 {result.P99Ms:F1} ms, max {result.MaxMs:F1} ms; file read alone p50 {result.RawReadP50Ms:F1} ms ({result.RatioToRawRead:F2}x); " +
+        $"allocated {allocated / 1048576.0:F1} MB");
+    Console.WriteLine($"  from memory (median): whole {result.InMemoryMs:F1} ms = HNSW {result.HnswMs:F1} + BM25 {result.Bm25Ms:F1} + id maps {result.InMemoryMs - result.HnswMs - result.Bm25Ms:F1}");
 }
 
-// Density: many small tenants resident at once, each shard loaded from a snapshot as its activation would.
-Console.WriteLine($"\ndensity: {tenants:N0} tenants x {chunksPerTenant:N0} chunks");
-var templates = Enumerable.Range(0, 8).Select(t =>
+DensityResult? density = null;
+if (modes.Contains("density"))
 {
-    var path = Path.Combine(cache, $"tenant-{chunksPerTenant}-{t}.snap");
-    if (!File.Exists(path))
+    // Density: many small tenants resident at once, each shard loaded from a snapshot as its activation would.
+    Console.WriteLine($"\ndensity: {tenants:N0} tenants x {chunksPerTenant:N0} chunks");
+    var templates = Enumerable.Range(0, 8).Select(t => File.ReadAllBytes(Snapshot(chunksPerTenant, seed: 1000 + t))).ToArray();
+
+    // Each part alone, so the total splits into vectors+graph, keyword index and the shard's id maps.
+    var hnswBytes = HeapPerTenant(t => HnswIndex.ReadFrom(SkipIdMaps(templates[t % templates.Length])));
+    var bm25Bytes = HeapPerTenant(t =>
     {
-        using var file = File.Create(path);
-        Build(chunksPerTenant, seed: 1000 + t).WriteTo(file);
+        var stream = SkipIdMaps(templates[t % templates.Length]);
+        HnswIndex.ReadFrom(stream).Dispose();
+        return Bm25Index.ReadFrom(stream);
+    });
+
+    ProcessStats.Settle();
+    var heapBefore = GC.GetTotalMemory(forceFullCollection: true);
+    var rssBefore = ProcessStats.RssBytes();
+    var resident = new ShardIndex[tenants];
+    var small = new List<double>(tenants);
+    for (var t = 0; t < tenants; t++)
+    {
+        var start = Stopwatch.GetTimestamp();
+        resident[t] = ShardIndex.ReadFrom(new MemoryStream(templates[t % templates.Length], writable: false), options);
+        small.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
     }
 
-    return File.ReadAllBytes(path);
-}).ToArray();
-GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
-var heapBefore = GC.GetTotalMemory(forceFullCollection: true);
-var rssBefore = ProcessStats.RssBytes();
-var resident = new ShardIndex[tenants];
-var small = new List<double>(tenants);
-for (var t = 0; t < tenants; t++)
-{
-    var start = Stopwatch.GetTimestamp();
-    resident[t] = ShardIndex.ReadFrom(new MemoryStream(templates[t % templates.Length], writable: false), options);
-    small.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+    var heapAfter = GC.GetTotalMemory(forceFullCollection: true);
+    var rssAfter = ProcessStats.RssBytes();
+    var estimated = resident.Sum(r => r.EstimatedMemoryBytes);
+    small.Sort();
+    var perTenant = (heapAfter - heapBefore) / (double)tenants;
+    density = new DensityResult(tenants, chunksPerTenant, perTenant, perTenant / chunksPerTenant, (rssAfter - rssBefore) / (double)tenants,
+        estimated / (double)tenants, Stats.Percentile(small, 50), Stats.Percentile(small, 99), 384 * 4,
+        hnswBytes / chunksPerTenant, bm25Bytes / chunksPerTenant, (perTenant - hnswBytes - bm25Bytes) / chunksPerTenant);
+    Console.WriteLine($"  managed heap {perTenant / 1048576.0:F2} MB per tenant = {density.HeapBytesPerVector:F0} B per vector (raw float32 vector {density.RawVectorBytes} B); " +
+        $"RSS {density.RssBytesPerTenant / 1048576.0:F2} MB per tenant; shard's own estimate {density.EstimatedBytesPerTenant / 1048576.0:F2} MB");
+    Console.WriteLine($"  per vector: HNSW (vector + links) {density.HnswBytesPerVector:F0} B, BM25 {density.Bm25BytesPerVector:F0} B, id maps and document table {density.MapsBytesPerVector:F0} B");
+    Console.WriteLine($"  1,000-chunk shard load p50 {density.LoadP50Ms:F2} ms, p99 {density.LoadP99Ms:F2} ms");
+    Console.WriteLine($"  10,000 such tenants resident would need {perTenant * 10_000 / 1073741824.0:F1} GB of heap");
+    GC.KeepAlive(resident);
 }
 
-var heapAfter = GC.GetTotalMemory(forceFullCollection: true);
-var rssAfter = ProcessStats.RssBytes();
-var estimated = resident.Sum(r => r.EstimatedMemoryBytes);
-small.Sort();
-var perTenant = (heapAfter - heapBefore) / (double)tenants;
-var density = new DensityResult(tenants, chunksPerTenant, perTenant, perTenant / chunksPerTenant, (rssAfter - rssBefore) / (double)tenants,
-    estimated / (double)tenants, Stats.Percentile(small, 50), Stats.Percentile(small, 99), 384 * 4);
-Console.WriteLine($"  managed heap {perTenant / 1048576.0:F2} MB per tenant = {density.HeapBytesPerVector:F0} B per vector (raw float32 vector {density.RawVectorBytes} B); " +
-    $"RSS {density.RssBytesPerTenant / 1048576.0:F2} MB per tenant; shard's own estimate {density.EstimatedBytesPerTenant / 1048576.0:F2} MB");
-Console.WriteLine($"  1,000-chunk shard load p50 {density.LoadP50Ms:F2} ms, p99 {density.LoadP99Ms:F2} ms");
-Console.WriteLine($"  10,000 such tenants resident would need {perTenant * 10_000 / 1073741824.0:F1} GB of heap");
-GC.KeepAlive(resident);
-
-var report = new TenantsReport("tenants", cold, density, run.Finish());
+var report = new TenantsReport("tenants", vectorSource.Name + (int8 ? "-int8" : ""), format, cold, density, run.Finish());
 if (parsed.Json is { } json)
 {
     JsonReport.Write(json, report);
@@ -130,29 +168,85 @@ if (parsed.Json is { } json)
 
 return 0;
 
-ShardIndex Build(int size, int seed)
+// Managed heap per instance when `tenants` copies are resident at once.
+double HeapPerTenant(Func<int, object> load)
 {
-    var random = new Random(seed);
-    const int Dimensions = 384;
-    var centres = new float[2000][];
-    for (var c = 0; c < centres.Length; c++)
+    ProcessStats.Settle();
+    var before = GC.GetTotalMemory(forceFullCollection: true);
+    var held = new object[tenants];
+    for (var t = 0; t < tenants; t++)
     {
-        centres[c] = Normalize(Enumerable.Range(0, Dimensions).Select(_ => (float)Gaussian(random)).ToArray());
+        held[t] = load(t);
     }
 
+    var after = GC.GetTotalMemory(forceFullCollection: true);
+    GC.KeepAlive(held);
+    return (after - before) / (double)tenants;
+}
+
+// The shard snapshot is "RSHD" header + id maps, then the HNSW's and the BM25 index's own formats.
+static MemoryStream SkipIdMaps(byte[] image)
+{
+    var mapsLength = BitConverter.ToInt32(image, 8);
+    var stream = new MemoryStream(image, writable: false) { Position = 16 + mapsLength };
+    return stream;
+}
+
+// The formats this build writes ("shard.keyword"), read off an empty shard's snapshot: the shard header, then (no
+// graph in an empty shard) the keyword index's header.
+string CurrentFormat()
+{
+    using var probe = new MemoryStream();
+    new ShardIndex(options).WriteTo(probe);
+    var bytes = probe.ToArray();
+    var keyword = 16 + BitConverter.ToInt32(bytes, 8);
+    return $"{BitConverter.ToInt32(bytes, 4)}.{BitConverter.ToInt32(bytes, keyword + 4)}";
+}
+
+// A cached snapshot in this build's format: built once; a cache file from an older format is loaded (which also
+// checks that old snapshots still load) and written again.
+string Snapshot(int size, int seed)
+{
+    var kind = vectorSource.Name + (int8 ? "-int8" : "");
+    var path = Path.Combine(cache, $"shard-{size}-{seed}-{kind}-v{format}.snap");
+    if (File.Exists(path))
+    {
+        return path;
+    }
+
+    var watch = Stopwatch.StartNew();
+    var older = Directory.EnumerateFiles(cache, $"shard-{size}-{seed}-{kind}-v*.snap").Order().FirstOrDefault();
+    ShardIndex index;
+    if (older is not null)
+    {
+        using var old = File.OpenRead(older);
+        index = ShardIndex.ReadFrom(old, options);
+    }
+    else
+    {
+        index = Build(size, seed);
+    }
+
+    var tmp = path + ".tmp";
+    using (var file = File.Create(tmp))
+    {
+        index.WriteTo(file);
+    }
+
+    File.Move(tmp, path, overwrite: true);
+    Console.WriteLine($"{(older is null ? "built" : "converted " + Path.GetFileName(older) + " to")} the {size:N0}-chunk shard snapshot in {watch.Elapsed.TotalSeconds:F1} s");
+    return path;
+}
+
+ShardIndex Build(int size, int seed)
+{
+    var vectors = vectorSource.Take(size, seed);
     var index = new ShardIndex(options);
     var watch = Stopwatch.StartNew();
     for (var i = 0; i < size; i++)
     {
-        var centre = centres[random.Next(centres.Length)];
-        var vector = new float[Dimensions];
-        for (var d = 0; d < Dimensions; d++)
-        {
-            vector[d] = centre[d] + (0.35f * (float)Gaussian(random) / MathF.Sqrt(Dimensions));
-        }
-
         var doc = $"doc-{i / 4}";
-        index.Apply(new ChunkLogEntry(i + 1, ChunkOp.Add, doc, i % 4, sentences[(seed + i) % sentences.Length], Normalize(vector),
+        index.Apply(new ChunkLogEntry(i + 1, ChunkOp.Add, doc, i % 4, sentences[(seed + i) % sentences.Length], vectors(i),
             0, 100, null, null, "Title " + doc, null));
         if (size >= 10_000 && i % 10_000 == 9_999)
         {
@@ -163,23 +257,14 @@ ShardIndex Build(int size, int seed)
     return index;
 }
 
-static float[] Normalize(float[] v)
-{
-    var norm = MathF.Sqrt(v.Sum(x => x * x));
-    for (var i = 0; i < v.Length; i++)
-    {
-        v[i] /= norm;
-    }
+static string Option(string[] args, string name, string fallback) =>
+    Array.IndexOf(args, "--" + name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
 
-    return v;
-}
-
-static double Gaussian(Random random) =>
-    Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
-
-internal sealed record ColdResult(int Chunks, long SnapshotBytes, double SnapshotBytesPerChunk, int Loads, double P50Ms, double P99Ms, double MaxMs, double RawReadP50Ms, double RatioToRawRead);
+internal sealed record ColdResult(int Chunks, long SnapshotBytes, double SnapshotBytesPerChunk, int Loads, double P50Ms, double P99Ms, double MaxMs,
+    double RawReadP50Ms, double RatioToRawRead, long AllocatedBytesPerLoad, double InMemoryMs, double HnswMs, double Bm25Ms);
 
 internal sealed record DensityResult(int Tenants, int ChunksPerTenant, double HeapBytesPerTenant, double HeapBytesPerVector, double RssBytesPerTenant,
-    double EstimatedBytesPerTenant, double LoadP50Ms, double LoadP99Ms, int RawVectorBytes);
+    double EstimatedBytesPerTenant, double LoadP50Ms, double LoadP99Ms, int RawVectorBytes,
+    double HnswBytesPerVector, double Bm25BytesPerVector, double MapsBytesPerVector);
 
-internal sealed record TenantsReport(string Benchmark, IReadOnlyList<ColdResult> ColdActivation, DensityResult Density, RunInfo Run);
+internal sealed record TenantsReport(string Benchmark, string Vectors, string SnapshotFormat, IReadOnlyList<ColdResult> ColdActivation, DensityResult? Density, RunInfo Run);

@@ -371,7 +371,10 @@ public sealed class ShardIndex(HnswOptions hnswOptions) : IDisposable
     private DocumentAttributes?[] _attributesOf = new DocumentAttributes?[256];
     private readonly Dictionary<string, List<int>> _documents = new(StringComparer.Ordinal);
     private readonly Dictionary<string, DocumentAttributes> _attributes = new(StringComparer.Ordinal);
-    private readonly Dictionary<long, int> _idOfSeq = [];
+
+    // Log order is id order, so _seqOf ascends and a binary search maps a sequence number back to its id without a
+    // hash table per shard (about 30 bytes per chunk). Only a log that was not applied in order needs this fallback.
+    private Dictionary<long, int>? _idOfSeq;
 
     /// <summary>Live chunks.</summary>
     public int Count => _hnsw?.Count ?? 0;
@@ -380,7 +383,12 @@ public sealed class ShardIndex(HnswOptions hnswOptions) : IDisposable
     public int DocumentCount => _documents.Count;
 
     /// <summary>Approximate bytes held.</summary>
-    public long EstimatedMemoryBytes => (_hnsw?.EstimatedMemoryBytes ?? 0) + _keywords.EstimatedMemoryBytes + _seqOf.LongLength * sizeof(long) + _documents.Count * 64L;
+    public long EstimatedMemoryBytes =>
+        (_hnsw?.EstimatedMemoryBytes ?? 0) + _keywords.EstimatedMemoryBytes + (_seqOf.LongLength * (sizeof(long) + IntPtr.Size))
+        + (_documents.Count * DocumentBytes) + ((_idOfSeq?.Count ?? 0) * 28L);
+
+    // A document's share of the maps: its id list, attributes and two dictionary entries, without its strings.
+    private const long DocumentBytes = 160;
 
     /// <summary>True if the document has chunks here.</summary>
     public bool HasDocument(string documentId) => _documents.ContainsKey(documentId);
@@ -399,8 +407,17 @@ public sealed class ShardIndex(HnswOptions hnswOptions) : IDisposable
                     Array.Resize(ref _attributesOf, _seqOf.Length);
                 }
 
+                if (_idOfSeq is null && id > 0 && entry.Seq <= _seqOf[id - 1])
+                {
+                    _idOfSeq = BuildSeqMap(id);
+                }
+
                 _seqOf[id] = entry.Seq;
-                _idOfSeq[entry.Seq] = id;
+                if (_idOfSeq is not null)
+                {
+                    _idOfSeq[entry.Seq] = id;
+                }
+
                 if (!_attributes.TryGetValue(entry.DocumentId, out var attributes))
                 {
                     _attributes[entry.DocumentId] = attributes = new DocumentAttributes(entry.DocumentId, entry.Title, entry.MetadataJson);
@@ -424,7 +441,7 @@ public sealed class ShardIndex(HnswOptions hnswOptions) : IDisposable
                         _hnsw!.Delete(r);
                         _keywords.Remove(r);
                         _attributesOf[r] = null;
-                        _idOfSeq.Remove(_seqOf[r]);
+                        _idOfSeq?.Remove(_seqOf[r]);
                     }
                 }
 
@@ -467,13 +484,39 @@ public sealed class ShardIndex(HnswOptions hnswOptions) : IDisposable
         var result = new float[]?[seqs.Count];
         for (var i = 0; i < result.Length; i++)
         {
-            if (_hnsw is not null && _idOfSeq.TryGetValue(seqs[i], out var id) && !_hnsw.IsDeleted(id))
+            if (_hnsw is not null && IdOf(seqs[i]) is var id and >= 0 && !_hnsw.IsDeleted(id))
             {
                 result[i] = _hnsw.GetVector(id).ToArray();
             }
         }
 
         return result;
+    }
+
+    /// <summary>The graph id holding log entry <paramref name="seq"/>, or -1 if none ever did.</summary>
+    private int IdOf(long seq)
+    {
+        if (_idOfSeq is not null)
+        {
+            return _idOfSeq.TryGetValue(seq, out var id) ? id : -1;
+        }
+
+        var found = Array.BinarySearch(_seqOf, 0, _hnsw?.TotalCount ?? 0, seq);
+        return found >= 0 ? found : -1;
+    }
+
+    private Dictionary<long, int> BuildSeqMap(int count)
+    {
+        var map = new Dictionary<long, int>(count + 1);
+        for (var id = 0; id < count; id++)
+        {
+            if (_attributesOf[id] is not null)
+            {
+                map[_seqOf[id]] = id;
+            }
+        }
+
+        return map;
     }
 
     /// <summary>Best <paramref name="k"/> chunks by BM25 as (log sequence number, score), with k1/b overridden if <paramref name="parameters"/> is given.</summary>
@@ -497,7 +540,10 @@ public sealed class ShardIndex(HnswOptions hnswOptions) : IDisposable
         string.Concat(entry.Title, "\n", entry.Section, "\n", entry.Text);
 
     /// <summary>Writes the shard snapshot: checksummed id maps, then the HNSW's and the keyword index's own checksummed formats.</summary>
-    public void WriteTo(Stream stream)
+    public void WriteTo(Stream stream) => WriteTo(stream, Bm25Index.SnapshotVersion);
+
+    /// <summary>Writes the snapshot with the keyword index in an older format, so tests can prove such snapshots still load.</summary>
+    internal void WriteTo(Stream stream, int keywordVersion)
     {
         var maps = new MemoryStream();
         using (var writer = new BinaryWriter(maps, System.Text.Encoding.UTF8, leaveOpen: true))
@@ -535,7 +581,7 @@ public sealed class ShardIndex(HnswOptions hnswOptions) : IDisposable
         }
 
         _hnsw?.WriteTo(stream);
-        _keywords.WriteTo(stream);
+        _keywords.WriteTo(stream, keywordVersion);
     }
 
     /// <summary>Releases the vector graph's memory-mapped vectors (int8 mode); a no-op for float32.</summary>
@@ -577,23 +623,23 @@ public sealed class ShardIndex(HnswOptions hnswOptions) : IDisposable
             }
 
             var index = new ShardIndex(hnswOptions);
-            using var maps = new BinaryReader(new MemoryStream(bytes), System.Text.Encoding.UTF8);
+            using var maps = new BinaryReader(new MemoryStream(bytes, writable: false), System.Text.Encoding.UTF8);
             var total = maps.ReadInt32();
-            index._seqOf = new long[Math.Max(256, total)];
-            index._attributesOf = new DocumentAttributes?[index._seqOf.Length];
-            for (var i = 0; i < total; i++)
+            if (total < 0 || total > (bytes.Length - 4) / sizeof(long))
             {
-                index._seqOf[i] = maps.ReadInt64();
+                throw new InvalidDataException("Shard snapshot id maps declare an impossible chunk count.");
             }
 
+            index._seqOf = new long[Math.Max(256, total)];
+            index._attributesOf = new DocumentAttributes?[index._seqOf.Length];
+            System.Runtime.InteropServices.MemoryMarshal.Cast<byte, long>(bytes.AsSpan(4, total * sizeof(long))).CopyTo(index._seqOf);
+            maps.BaseStream.Position = 4 + ((long)total * sizeof(long));
             var docs = maps.ReadInt32();
-            if (total < 0 || docs < 0)
+            if (docs < 0)
             {
                 throw new InvalidDataException("Shard snapshot id maps declare negative counts.");
             }
 
-            // Sized once: growing three hash tables by doubling is most of the id-map cost of a cold activation.
-            index._idOfSeq.EnsureCapacity(total);
             index._documents.EnsureCapacity(docs);
             index._attributes.EnsureCapacity(docs);
             for (var d = 0; d < docs; d++)
@@ -606,16 +652,35 @@ public sealed class ShardIndex(HnswOptions hnswOptions) : IDisposable
                 var attributes = new DocumentAttributes(doc, hasTitle ? title : null, hasMetadata ? metadata : null);
                 index._attributes[doc] = attributes;
                 var n = maps.ReadInt32();
+                if (n < 0 || n > total)
+                {
+                    throw new InvalidDataException($"Shard snapshot document '{doc}' declares {n} chunks.");
+                }
+
                 var ids = new List<int>(n);
                 for (var i = 0; i < n; i++)
                 {
                     var id = maps.ReadInt32();
+                    if ((uint)id >= (uint)total)
+                    {
+                        throw new InvalidDataException($"Shard snapshot document '{doc}' names unknown chunk {id}.");
+                    }
+
                     ids.Add(id);
                     index._attributesOf[id] = attributes;
-                    index._idOfSeq[index._seqOf[id]] = id;
                 }
 
                 index._documents[doc] = ids;
+            }
+
+            // Snapshots of logs applied out of order (none this code writes) need the hash map back.
+            for (var id = 1; id < total; id++)
+            {
+                if (index._seqOf[id] <= index._seqOf[id - 1])
+                {
+                    index._idOfSeq = index.BuildSeqMap(total);
+                    break;
+                }
             }
 
             if (maps.ReadBoolean())

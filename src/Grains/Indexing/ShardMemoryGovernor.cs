@@ -89,6 +89,10 @@ public sealed class ShardMemoryGovernor(IOptions<ShardMemoryOptions> options, Ti
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Entry> _shards = new(StringComparer.Ordinal);
 
+    // Bytes released since the last full collection, and the collection count when they were (poll loop only).
+    private long _releasedBytes;
+    private int _releasedAtCollection;
+
     /// <summary>Total estimated bytes of the registered shards.</summary>
     public long ResidentBytes
     {
@@ -120,9 +124,23 @@ public sealed class ShardMemoryGovernor(IOptions<ShardMemoryOptions> options, Ti
     }
 
     /// <summary>Checks memory once and releases shards if over the limit; returns the keys released.</summary>
-    public IReadOnlyList<string> CheckOnce(long memoryLoadBytes, long availableBytes)
+    public IReadOnlyList<string> CheckOnce(long memoryLoadBytes, long availableBytes) =>
+        CheckOnce(memoryLoadBytes, availableBytes, GC.CollectionCount(GC.MaxGeneration));
+
+    /// <summary>
+    /// As <see cref="CheckOnce(long, long)"/>, given how many full collections have run so far. Released shards' arrays
+    /// stay in the load until a full collection reclaims them, so until one has run their bytes are counted as freed
+    /// already; otherwise every poll in between would see the same load and release another batch, emptying the silo.
+    /// </summary>
+    public IReadOnlyList<string> CheckOnce(long memoryLoadBytes, long availableBytes, int fullCollections)
     {
         var o = options.Value;
+        if (_releasedBytes > 0 && fullCollections > _releasedAtCollection)
+        {
+            _releasedBytes = 0;
+        }
+
+        memoryLoadBytes -= _releasedBytes;
         if (availableBytes <= 0 || memoryLoadBytes * 100.0 / availableBytes < o.LimitPercent)
         {
             return [];
@@ -139,17 +157,26 @@ public sealed class ShardMemoryGovernor(IOptions<ShardMemoryOptions> options, Ti
         resident = new List<ResidentShard>(entries.Count);
         foreach (var (key, e) in entries)
         {
+            // Asked to leave already and still deactivating: neither a candidate again nor counted twice.
+            if (e.Released)
+            {
+                continue;
+            }
+
             resident.Add(new ResidentShard(key, e.Bytes(), _clock.GetElapsedTime(Volatile.Read(ref e.LastUsed))));
         }
 
         var victims = ShardEvictionPolicy.Choose(resident, toFree, o.MinIdle);
         foreach (var v in victims)
         {
+            entries[v.Key].Released = true;
             entries[v.Key].Release();
         }
 
         if (victims.Count > 0)
         {
+            _releasedBytes += victims.Sum(v => v.Bytes);
+            _releasedAtCollection = fullCollections;
             logger.LogWarning("Memory load {Load:F0}% over {Limit:F0}%: releasing {Count} idle shards holding {Bytes:N0} bytes",
                 memoryLoadBytes * 100.0 / availableBytes, o.LimitPercent, victims.Count, victims.Sum(v => v.Bytes));
         }
@@ -165,12 +192,38 @@ public sealed class ShardMemoryGovernor(IOptions<ShardMemoryOptions> options, Ti
             return;
         }
 
+        var heapHardLimit = HasHeapHardLimit(GC.GetConfigurationVariables());
         using var timer = new PeriodicTimer(options.Value.PollInterval, _clock);
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
             var info = GC.GetGCMemoryInfo();
-            CheckOnce(info.MemoryLoadBytes, info.TotalAvailableMemoryBytes);
+            CheckOnce(MemoryLoad(info.MemoryLoadBytes, info.TotalCommittedBytes, heapHardLimit), info.TotalAvailableMemoryBytes);
         }
+    }
+
+    /// <summary>
+    /// The load to hold against <see cref="GCMemoryInfo.TotalAvailableMemoryBytes"/>. Under a GC heap hard limit
+    /// (<c>GCHeapHardLimit</c>, <c>GCHeapHardLimitPercent</c>) that total is the limit, while
+    /// <see cref="GCMemoryInfo.MemoryLoadBytes"/> stays the whole machine's use: compared with each other they read over
+    /// 100 % on any busy host and would release every idle shard. There the GC's own committed bytes are what runs out.
+    /// </summary>
+    public static long MemoryLoad(long machineLoadBytes, long committedBytes, bool heapHardLimit) =>
+        heapHardLimit ? committedBytes : machineLoadBytes;
+
+    /// <summary>Whether the GC runs under a heap hard limit, from <see cref="GC.GetConfigurationVariables"/>.</summary>
+    public static bool HasHeapHardLimit(IReadOnlyDictionary<string, object> gcConfiguration)
+    {
+        ArgumentNullException.ThrowIfNull(gcConfiguration);
+        foreach (var (key, value) in gcConfiguration)
+        {
+            if (key.StartsWith("GCHeapHardLimit", StringComparison.OrdinalIgnoreCase) && value is IConvertible number
+                && number.ToDouble(System.Globalization.CultureInfo.InvariantCulture) > 0)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private void Remove(string key, Entry entry)
@@ -187,6 +240,8 @@ public sealed class ShardMemoryGovernor(IOptions<ShardMemoryOptions> options, Ti
     internal sealed class Entry(Func<long> bytes, Action release)
     {
         public long LastUsed;
+
+        public bool Released;
 
         public Func<long> Bytes { get; } = bytes;
 

@@ -169,6 +169,81 @@ public sealed class ShardIndexTests
         Assert.Null(restored.VectorsOf([1])[0]);
     }
 
+    [Fact]
+    public void Vectors_by_sequence_number_survive_a_log_applied_out_of_order()
+    {
+        // Sequence numbers normally ascend with ids (a binary search maps them back); a log that does not still works.
+        var index = new ShardIndex(Options);
+        index.Apply(new ChunkLogEntry(10, ChunkOp.Add, "a", 0, "x", [0.6f, 0.8f], 0, 0, null, null, null, null));
+        index.Apply(new ChunkLogEntry(20, ChunkOp.Add, "b", 0, "y", [1f, 0f], 0, 0, null, null, null, null));
+        index.Apply(new ChunkLogEntry(15, ChunkOp.Add, "c", 0, "z", [0f, 1f], 0, 0, null, null, null, null));
+        index.Apply(new ChunkLogEntry(21, ChunkOp.DeleteDocument, "b", 0, null, null, 0, 0, null, null, null, null));
+
+        AssertVectors(index);
+        using var stream = new MemoryStream();
+        index.WriteTo(stream);
+        stream.Position = 0;
+        AssertVectors(ShardIndex.ReadFrom(stream, Options));
+
+        static void AssertVectors(ShardIndex shard)
+        {
+            var vectors = shard.VectorsOf([15, 10, 20, 11]);
+            Assert.Equal([0f, 1f], vectors[0]!);
+            Assert.Equal([0.6f, 0.8f], vectors[1]!);
+            Assert.Null(vectors[2]);
+            Assert.Null(vectors[3]);
+        }
+    }
+
+    [Fact]
+    public void Snapshots_with_the_version_1_keyword_index_still_load()
+    {
+        var random = new Random(21);
+        var index = new ShardIndex(Options);
+        long seq = 0;
+        for (var d = 0; d < 60; d++)
+        {
+            for (var c = 0; c < 3; c++)
+            {
+                index.Apply(new ChunkLogEntry(++seq, ChunkOp.Add, $"d{d}", c, $"chunk {c} of report {d} on topic{d % 7} and enzyme{d % 11}",
+                    UnitVector(random, 16), 0, 0, null, null, $"Title {d}", null));
+            }
+
+            if (d % 9 == 4)
+            {
+                index.Apply(new ChunkLogEntry(++seq, ChunkOp.DeleteDocument, $"d{d - 3}", 0, null, null, 0, 0, null, null, null, null));
+            }
+        }
+
+        using var old = new MemoryStream();
+        index.WriteTo(old, keywordVersion: 1);
+        old.Position = 0;
+        var restored = ShardIndex.ReadFrom(old, Options);
+        using var current = new MemoryStream();
+        index.WriteTo(current);
+        current.Position = 0;
+        var restoredCurrent = ShardIndex.ReadFrom(current, Options);
+
+        Assert.NotEqual(old.ToArray(), current.ToArray());
+        foreach (var shard in new[] { restored, restoredCurrent })
+        {
+            Assert.Equal(index.Count, shard.Count);
+            Assert.Equal(index.DocumentCount, shard.DocumentCount);
+            foreach (var query in new[] { "topic3 enzyme5", "report", "title 12", "chunk 2 enzyme10" })
+            {
+                Assert.Equal(index.SearchKeywords(query, 20), shard.SearchKeywords(query, 20));
+            }
+
+            var vector = UnitVector(random, 16);
+            Assert.Equal(index.Search(vector, 10, 64), shard.Search(vector, 10, 64));
+        }
+
+        // Writing what was read from the old format gives the current format's bytes exactly.
+        using var rewritten = new MemoryStream();
+        restored.WriteTo(rewritten);
+        Assert.Equal(current.ToArray(), rewritten.ToArray());
+    }
+
     private static float[] UnitVector(Random random, int dims)
     {
         var v = new float[dims];

@@ -29,6 +29,41 @@ public sealed class ShardMemoryGovernorTests
     }
 
     [Fact]
+    public void Released_bytes_count_as_freed_until_a_full_collection_runs()
+    {
+        var clock = new ManualClock();
+        var governor = new ShardMemoryGovernor(
+            Options.Create(new ShardMemoryOptions { LimitPercent = 80, TargetPercent = 70, MinIdle = TimeSpan.FromSeconds(30) }),
+            clock, NullLogger<ShardMemoryGovernor>.Instance);
+        var released = new List<string>();
+        var shards = Enumerable.Range(0, 10).Select(i => governor.Register($"s{i}", () => 50 * MB, () => released.Add($"s{i}"))).ToList();
+        clock.Advance(TimeSpan.FromMinutes(1));
+
+        // 850 of 1000 MB: 150 MB to free, three 50 MB shards.
+        Assert.Equal(3, governor.CheckOnce(850 * MB, 1000 * MB, fullCollections: 7).Count);
+
+        // The load has not dropped yet (no full collection since): nothing more goes.
+        Assert.Empty(governor.CheckOnce(850 * MB, 1000 * MB, fullCollections: 7));
+
+        // After one, a load still over the limit is real and releases again.
+        Assert.Equal(3, governor.CheckOnce(850 * MB, 1000 * MB, fullCollections: 8).Count);
+        Assert.Equal(6, released.Distinct().Count());
+        shards.ForEach(s => s.Dispose());
+    }
+
+    [Fact]
+    public void Under_a_heap_hard_limit_the_load_is_the_heap_not_the_machine()
+    {
+        // A 3 GB heap limit on a host using 4 GB: the machine's load would read 133 % and release every idle shard.
+        Assert.True(ShardMemoryGovernor.HasHeapHardLimit(new Dictionary<string, object> { ["GCHeapHardLimit"] = 3UL << 30, ["ServerGC"] = false }));
+        Assert.True(ShardMemoryGovernor.HasHeapHardLimit(new Dictionary<string, object> { ["GCHeapHardLimitPercent"] = 50L }));
+        Assert.False(ShardMemoryGovernor.HasHeapHardLimit(new Dictionary<string, object> { ["GCHeapHardLimit"] = 0UL, ["ConserveMemory"] = 0L }));
+        Assert.False(ShardMemoryGovernor.HasHeapHardLimit(new Dictionary<string, object>()));
+        Assert.Equal(900 * MB, ShardMemoryGovernor.MemoryLoad(4096 * MB, 900 * MB, heapHardLimit: true));
+        Assert.Equal(4096 * MB, ShardMemoryGovernor.MemoryLoad(4096 * MB, 900 * MB, heapHardLimit: false));
+    }
+
+    [Fact]
     public void Governor_releases_only_over_the_limit_and_touched_shards_stay()
     {
         var clock = new ManualClock();

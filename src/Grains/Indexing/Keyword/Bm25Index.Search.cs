@@ -58,7 +58,7 @@ public sealed partial class Bm25Index
 
             i += repeats;
             ref readonly var list = ref _postings[term];
-            var df = _deadPostings == 0 ? list.Count : list.CountLive(_docState);
+            var df = _deadPostings == 0 ? list.Count : CountLive(list);
             if (df == 0)
             {
                 continue;
@@ -92,8 +92,8 @@ public sealed partial class Bm25Index
             foreach (var (term, weight) in weights)
             {
                 ref readonly var list = ref _postings[term];
-                var ids = list.Ids.AsSpan(0, list.Count);
-                var tfs = list.Tfs.AsSpan(0, list.Count);
+                var ids = IdsOf(list);
+                var tfs = TfsOf(list);
                 for (var i = 0; i < ids.Length; i++)
                 {
                     var id = ids[i];
@@ -139,8 +139,8 @@ public sealed partial class Bm25Index
         foreach (var (term, weight) in weights)
         {
             ref readonly var list = ref _postings[term];
-            var ids = list.Ids.AsSpan(0, list.Count);
-            var tfs = list.Tfs.AsSpan(0, list.Count);
+            var ids = IdsOf(list);
+            var tfs = TfsOf(list);
             for (var i = 0; i < ids.Length; i++)
             {
                 var id = ids[i];
@@ -191,7 +191,7 @@ public sealed partial class Bm25Index
 
         public void Add(ReadOnlySpan<char> term, int position)
         {
-            if (index._termLookup.TryGetValue(term, out var termId))
+            if (index.FindTerm(term) is var termId and >= 0)
             {
                 (Terms ??= []).Add(termId);
             }

@@ -5,10 +5,12 @@ namespace RagOrleans.Grains.Indexing.Keyword;
 /// vector index, so filters and rank fusion share ids).
 /// </summary>
 /// <remarks>
-/// <para>Layout: the term dictionary maps each term to a dense term id; each term owns two parallel growable arrays,
-/// document ids (<c>int[]</c>) and term frequencies (<c>ushort[]</c>, saturating at 65,535, far beyond where BM25's
-/// k1 saturation stops caring); document lengths and states are flat arrays indexed by document id. There is no
-/// object per posting or per document.</para>
+/// <para>Layout: no object per term, posting or document, because a silo holds thousands of these. Terms are one
+/// <c>char[]</c> with start offsets, found through an open-addressing table of term ids; each term's postings are a
+/// slice of two shared arenas, document ids (<c>int[]</c>) and term frequencies (<c>ushort[]</c>, saturating at 65,535,
+/// far beyond where BM25's k1 saturation stops caring). A slice that fills up moves to the arena's end with twice the
+/// room, and the arenas are repacked once the holes left behind outweigh the postings; a loaded snapshot is packed
+/// exactly. Document lengths and states are flat arrays indexed by document id.</para>
 /// <para>Deletes are tombstones: <see cref="Remove"/> is O(1), searches skip removed documents and compute their
 /// document frequencies over live documents only, and the postings are compacted in one pass once removed postings
 /// reach a quarter of the total. A removed id can never be added again, so it can never be returned again.</para>
@@ -32,11 +34,20 @@ public sealed partial class Bm25Index
 
     private readonly Bm25Options _options;
     private readonly TextAnalyzer _analyzer;
-    private readonly Dictionary<string, int> _termIds;
-    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _termLookup;
 
-    private string[] _terms;
+    // Term dictionary: term t is _termChars[_termStart[t] .. _termStart[t + 1]); _termHash caches its hash and
+    // _buckets (a power of two, at most half full) holds term id + 1 per slot, 0 for empty, probed linearly.
+    private char[] _termChars;
+    private int[] _termStart;
+    private int[] _termHash;
+    private int[] _buckets;
+
+    // Postings of term t: _postingIds/_postingTfs[_postings[t].Start ..][.. Count], room for Capacity.
     private Postings[] _postings;
+    private int[] _postingIds;
+    private ushort[] _postingTfs;
+    private int _arenaUsed;
+    private long _arenaHoles;
     private int _termCount;
 
     private byte[] _docState;
@@ -59,16 +70,21 @@ public sealed partial class Bm25Index
     {
     }
 
-    private Bm25Index(Bm25Options? options, AnalyzerOptions? analyzerOptions, int termCapacity, int idCapacity)
+    private Bm25Index(Bm25Options? options, AnalyzerOptions? analyzerOptions, int termCapacity, int idCapacity,
+        int termCharCapacity = -1, int postingCapacity = -1)
     {
         _options = options ?? new Bm25Options();
         _options.Validate();
         _analyzer = new TextAnalyzer(analyzerOptions);
-        _termIds = new Dictionary<string, int>(termCapacity, StringComparer.Ordinal);
-        _termLookup = _termIds.GetAlternateLookup<ReadOnlySpan<char>>();
-        _terms = new string[Math.Max(termCapacity, 16)];
-        _postings = new Postings[_terms.Length];
-        _docState = new byte[Math.Max(idCapacity, 16)];
+        termCapacity = Math.Max(termCapacity, 1);
+        _termChars = new char[termCharCapacity >= 0 ? termCharCapacity : termCapacity * 8];
+        _termStart = new int[termCapacity + 1];
+        _termHash = new int[termCapacity];
+        _buckets = new int[BucketsFor(termCapacity)];
+        _postings = new Postings[termCapacity];
+        _postingIds = new int[postingCapacity >= 0 ? postingCapacity : termCapacity * 2];
+        _postingTfs = new ushort[_postingIds.Length];
+        _docState = new byte[Math.Max(idCapacity, 1)];
         _docLength = new int[_docState.Length];
         _docUniqueTerms = new int[_docState.Length];
     }
@@ -96,20 +112,11 @@ public sealed partial class Bm25Index
     {
         get
         {
+            // Every array is allocated once per index, not per term or posting, so their lengths are the whole story.
             const int ArrayHeader = 24;
-            const int StringHeader = 22;
-            long bytes = 3L * ArrayHeader + _docState.Length + (_docLength.Length * 4L) + (_docUniqueTerms.Length * 4L);
-            bytes += ArrayHeader + (_terms.Length * 8L) + ArrayHeader + (_postings.Length * (long)PostingsSize);
-
-            // Dictionary<string,int>: a 24-byte entry plus a 4-byte bucket per slot, with ~1/3 slack from doubling.
-            bytes += (2L * ArrayHeader) + (_termIds.Count * 28L * 4 / 3);
-            for (var t = 0; t < _termCount; t++)
-            {
-                ref readonly var p = ref _postings[t];
-                bytes += StringHeader + (2L * _terms[t].Length);
-                bytes += (2L * ArrayHeader) + (p.Ids.Length * 4L) + (p.Tfs.Length * 2L);
-            }
-
+            long bytes = (11L * ArrayHeader) + _docState.Length + (_docLength.Length * 4L) + (_docUniqueTerms.Length * 4L);
+            bytes += (_termChars.Length * 2L) + (_termStart.Length * 4L) + (_termHash.Length * 4L) + (_buckets.Length * 4L);
+            bytes += (_postings.Length * (long)PostingsSize) + (_postingIds.Length * 4L) + (_postingTfs.Length * 2L);
             return bytes + (_addScratch.Length * 4L);
         }
     }
@@ -155,7 +162,7 @@ public sealed partial class Bm25Index
                 run++;
             }
 
-            _postings[term].Append(id, (ushort)Math.Min(run, ushort.MaxValue));
+            Append(term, id, (ushort)Math.Min(run, ushort.MaxValue));
             unique++;
             i += run;
         }
@@ -200,34 +207,229 @@ public sealed partial class Bm25Index
 
         for (var t = 0; t < _termCount; t++)
         {
-            _postings[t].RemoveWhereNotLive(_docState);
+            ref var p = ref _postings[t];
+            var ids = _postingIds.AsSpan(p.Start, p.Count);
+            var tfs = _postingTfs.AsSpan(p.Start, p.Count);
+            var kept = 0;
+            for (var i = 0; i < ids.Length; i++)
+            {
+                if (_docState[ids[i]] == Live)
+                {
+                    ids[kept] = ids[i];
+                    tfs[kept] = tfs[i];
+                    kept++;
+                }
+            }
+
+            _arenaHoles += p.Count - kept;
+            p.Count = kept;
         }
 
         _postingCount -= _deadPostings;
         _deadPostings = 0;
+
+        // Gives the removed postings' memory back; the next Append to a list moves it to the end again.
+        Repack(extra: 0);
+    }
+
+    /// <summary>Term id of <paramref name="term"/>, or -1 when it is not in the dictionary.</summary>
+    private int FindTerm(ReadOnlySpan<char> term) => FindTerm(term, string.GetHashCode(term));
+
+    private int FindTerm(ReadOnlySpan<char> term, int hash)
+    {
+        var mask = _buckets.Length - 1;
+        for (var slot = hash & mask; ; slot = (slot + 1) & mask)
+        {
+            var entry = _buckets[slot] - 1;
+            if (entry < 0)
+            {
+                return -1;
+            }
+
+            if (_termHash[entry] == hash && _termChars.AsSpan(_termStart[entry], _termStart[entry + 1] - _termStart[entry]).SequenceEqual(term))
+            {
+                return entry;
+            }
+        }
     }
 
     private int InternTerm(ReadOnlySpan<char> term)
     {
-        if (_termLookup.TryGetValue(term, out var termId))
+        var hash = string.GetHashCode(term);
+        var termId = FindTerm(term, hash);
+        return termId >= 0 ? termId : AddTerm(term, hash, capacity: 0);
+    }
+
+    /// <summary>Appends a term the dictionary does not hold, with an empty posting list of <paramref name="capacity"/>.</summary>
+    private int AddTerm(ReadOnlySpan<char> term, int hash, int capacity)
+    {
+        var termId = _termCount;
+        if (termId == _postings.Length)
         {
-            return termId;
+            var grown = (int)Math.Min(Array.MaxLength - 1, _postings.Length * 2L);
+            Array.Resize(ref _postings, grown);
+            Array.Resize(ref _termHash, grown);
+            Array.Resize(ref _termStart, grown + 1);
         }
 
-        termId = _termCount;
-        if (termId == _terms.Length)
+        if ((termId + 1) * 2L > _buckets.Length)
         {
-            var capacity = _terms.Length * 2;
-            Array.Resize(ref _terms, capacity);
-            Array.Resize(ref _postings, capacity);
+            Rehash(_buckets.Length * 2);
         }
 
-        var text = term.ToString();
-        _terms[termId] = text;
-        _postings[termId] = Postings.Create();
-        _termIds.Add(text, termId);
+        var start = _termStart[termId];
+        if (start + term.Length > _termChars.Length)
+        {
+            Array.Resize(ref _termChars, (int)Math.Min(Array.MaxLength, Math.Max(start + term.Length, _termChars.Length * 2L)));
+        }
+
+        term.CopyTo(_termChars.AsSpan(start));
+        _termStart[termId + 1] = start + term.Length;
+        _termHash[termId] = hash;
+        var mask = _buckets.Length - 1;
+        var slot = hash & mask;
+        while (_buckets[slot] != 0)
+        {
+            slot = (slot + 1) & mask;
+        }
+
+        _buckets[slot] = termId + 1;
+        _postings[termId] = new Postings { Start = _arenaUsed, Count = 0, Capacity = capacity };
+        _arenaUsed += capacity;
         _termCount++;
         return termId;
+    }
+
+    private void Rehash(int size)
+    {
+        _buckets = new int[size];
+        var mask = size - 1;
+        for (var t = 0; t < _termCount; t++)
+        {
+            var slot = _termHash[t] & mask;
+            while (_buckets[slot] != 0)
+            {
+                slot = (slot + 1) & mask;
+            }
+
+            _buckets[slot] = t + 1;
+        }
+    }
+
+    private static int BucketsFor(int terms) => (int)Math.Min(1 << 30, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(16, terms * 2)));
+
+    private void Append(int termId, int id, ushort tf)
+    {
+        if (_postings[termId].Count == _postings[termId].Capacity)
+        {
+            Grow(termId);
+        }
+
+        ref var p = ref _postings[termId];
+        _postingIds[p.Start + p.Count] = id;
+        _postingTfs[p.Start + p.Count] = tf;
+        p.Count++;
+    }
+
+    /// <summary>Doubles a full posting list: in place when it ends the arena, otherwise by moving it to the end.</summary>
+    private void Grow(int termId)
+    {
+        var capacity = _postings[termId].Capacity;
+        var grown = (int)Math.Min(Array.MaxLength, Math.Max(2, capacity * 2L));
+        var atEnd = _postings[termId].Start + capacity == _arenaUsed;
+        var required = (long)_arenaUsed + (atEnd ? grown - capacity : grown);
+        if (required > _postingIds.Length)
+        {
+            if (_arenaHoles > 1024 && _arenaHoles * 2 > _arenaUsed)
+            {
+                // Mostly holes: packing frees more than growing would cost, and leaves this list at the end.
+                Repack(extra: grown, extraFor: termId);
+                return;
+            }
+
+            if (required > Array.MaxLength)
+            {
+                throw new InvalidOperationException("The keyword index holds more postings than an array can.");
+            }
+
+            var size = (int)Math.Min(Array.MaxLength, Math.Max(required, _postingIds.Length * 2L));
+            Array.Resize(ref _postingIds, size);
+            Array.Resize(ref _postingTfs, size);
+        }
+
+        ref var p = ref _postings[termId];
+        if (atEnd)
+        {
+            _arenaUsed += grown - capacity;
+        }
+        else
+        {
+            _postingIds.AsSpan(p.Start, p.Count).CopyTo(_postingIds.AsSpan(_arenaUsed));
+            _postingTfs.AsSpan(p.Start, p.Count).CopyTo(_postingTfs.AsSpan(_arenaUsed));
+            _arenaHoles += capacity;
+            p.Start = _arenaUsed;
+            _arenaUsed += grown;
+        }
+
+        p.Capacity = grown;
+    }
+
+    /// <summary>
+    /// Copies every list into new arenas with no room to spare, except <paramref name="extra"/> slots for
+    /// <paramref name="extraFor"/>, placed last so it can keep growing in place.
+    /// </summary>
+    private void Repack(int extra, int extraFor = -1)
+    {
+        long live = 0;
+        for (var t = 0; t < _termCount; t++)
+        {
+            live += t == extraFor ? 0 : _postings[t].Count;
+        }
+
+        var size = live + (extraFor >= 0 ? extra : 0);
+        if (size > Array.MaxLength)
+        {
+            throw new InvalidOperationException("The keyword index holds more postings than an array can.");
+        }
+
+        var ids = new int[size];
+        var tfs = new ushort[size];
+        var used = 0;
+        for (var t = 0; t <= _termCount; t++)
+        {
+            var term = t == _termCount ? extraFor : t;
+            if (term < 0 || (t < _termCount && t == extraFor))
+            {
+                continue;
+            }
+
+            ref var p = ref _postings[term];
+            _postingIds.AsSpan(p.Start, p.Count).CopyTo(ids.AsSpan(used));
+            _postingTfs.AsSpan(p.Start, p.Count).CopyTo(tfs.AsSpan(used));
+            p.Start = used;
+            p.Capacity = term == extraFor ? extra : p.Count;
+            used += p.Capacity;
+        }
+
+        (_postingIds, _postingTfs, _arenaUsed, _arenaHoles) = (ids, tfs, used, 0);
+    }
+
+    private ReadOnlySpan<int> IdsOf(in Postings p) => _postingIds.AsSpan(p.Start, p.Count);
+
+    private ReadOnlySpan<ushort> TfsOf(in Postings p) => _postingTfs.AsSpan(p.Start, p.Count);
+
+    private int CountLive(in Postings p)
+    {
+        var live = 0;
+        foreach (var id in IdsOf(p))
+        {
+            if (_docState[id] == Live)
+            {
+                live++;
+            }
+        }
+
+        return live;
     }
 
     private void EnsureIdCapacity(int size)
@@ -245,69 +447,12 @@ public sealed partial class Bm25Index
 
     private static readonly int PostingsSize = System.Runtime.CompilerServices.Unsafe.SizeOf<Postings>();
 
-    /// <summary>One term's posting list: parallel document-id and term-frequency arrays, appended in insertion order.</summary>
+    /// <summary>One term's posting list: a slice of the shared arenas, appended in insertion order.</summary>
     private struct Postings
     {
-        public int[] Ids;
-        public ushort[] Tfs;
+        public int Start;
         public int Count;
-
-        // Most terms occur in one or two documents, so lists start tiny and double.
-        public static Postings Create() => new() { Ids = new int[2], Tfs = new ushort[2] };
-
-        public static Postings FromArrays(int[] ids, ushort[] tfs) => new() { Ids = ids, Tfs = tfs, Count = ids.Length };
-
-        public void Append(int id, ushort tf)
-        {
-            if (Count == Ids.Length)
-            {
-                var capacity = Ids.Length * 2;
-                Array.Resize(ref Ids, capacity);
-                Array.Resize(ref Tfs, capacity);
-            }
-
-            Ids[Count] = id;
-            Tfs[Count] = tf;
-            Count++;
-        }
-
-        public void RemoveWhereNotLive(byte[] state)
-        {
-            var kept = 0;
-            for (var i = 0; i < Count; i++)
-            {
-                var id = Ids[i];
-                if (state[id] == Live)
-                {
-                    Ids[kept] = id;
-                    Tfs[kept] = Tfs[i];
-                    kept++;
-                }
-            }
-
-            Count = kept;
-            if (kept <= Ids.Length / 4)
-            {
-                // Give memory back when a list mostly emptied out; the next Append doubles again if needed.
-                var capacity = Math.Max(2, kept);
-                Array.Resize(ref Ids, capacity);
-                Array.Resize(ref Tfs, capacity);
-            }
-        }
-
-        public readonly int CountLive(byte[] state)
-        {
-            var live = 0;
-            for (var i = 0; i < Count; i++)
-            {
-                if (state[Ids[i]] == Live)
-                {
-                    live++;
-                }
-            }
-
-            return live;
-        }
+        public int Capacity;
     }
 
     /// <summary>Collects the term ids of a document being added, creating dictionary entries for new terms.</summary>
