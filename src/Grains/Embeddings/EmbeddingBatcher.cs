@@ -55,8 +55,10 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly EmbeddingCache? _queryCache;
     private readonly RagMetrics? _metrics;
-    private readonly Channel<Request> _queries = Channel.CreateUnbounded<Request>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly Channel<Request> _documents = Channel.CreateUnbounded<Request>(new UnboundedChannelOptions { SingleReader = true });
+    // Multi-reader channels although only the worker reads: the single-reader kind cannot peek, and Take peeks to
+    // stop a round before a text that would overflow its character budget.
+    private readonly Channel<Request> _queries = Channel.CreateUnbounded<Request>();
+    private readonly Channel<Request> _documents = Channel.CreateUnbounded<Request>();
     private readonly CancellationTokenSource _stopping = new();
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -67,6 +69,10 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     private readonly Thread _worker;
     private int _disposed;
     private volatile bool _idle;
+
+    // Requests in both channels; our own count because reading a channel's Count takes its lock, and the regroup
+    // pause polls it.
+    private int _queued;
 
     /// <summary>Starts the worker thread for <paramref name="model"/>.</summary>
     public EmbeddingBatcher(IEmbeddingModel model, EmbeddingBatcherOptions? options = null, ILogger<EmbeddingBatcher>? logger = null, RagMetrics? metrics = null)
@@ -122,6 +128,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         if (BeginStop())
         {
             _worker.Join();
+            WaitForInlineQuery();
         }
     }
 
@@ -130,6 +137,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     {
         BeginStop();
         await _stopped.Task.ConfigureAwait(false);
+        WaitForInlineQuery();
     }
 
     private ValueTask<float[]> EmbedAsync(string text, EmbeddingPurpose purpose, bool allowInline, CancellationToken cancellationToken)
@@ -158,15 +166,15 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         result = default;
 
         // Only when the worker sleeps on empty queues: under load, queries must batch (and queued ones go first).
-        if (!_idle || _queries.Reader.Count != 0 || _documents.Reader.Count != 0 || !_modelGate.TryEnter())
+        if (!_idle || Volatile.Read(ref _queued) != 0 || !_modelGate.TryEnter())
         {
             return false;
         }
 
         try
         {
-            // Checked under the gate: disposal sets the flag and then passes through the gate, so once it has,
-            // no inline call can still be running on (or start on) a model its owner may be about to dispose.
+            // Checked under the gate: disposal sets the flag and later passes through the gate, so once disposal
+            // returns no inline call can still be running on (or start on) a model its owner may then dispose.
             if (Volatile.Read(ref _disposed) != 0)
             {
                 result = ValueTask.FromException<float[]>(new ObjectDisposedException(nameof(EmbeddingBatcher)));
@@ -204,11 +212,14 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         _queries.Writer.TryComplete();
         _documents.Writer.TryComplete();
         _stopping.Cancel();
+        return true;
+    }
 
-        // Waits out an inline query that may be running (see TryRunInline).
+    // Called once the worker has stopped, so only an inline query (a few milliseconds) can still hold the gate.
+    private void WaitForInlineQuery()
+    {
         _modelGate.Enter();
         _modelGate.Exit();
-        return true;
     }
 
     private Task<float[]> Enqueue(string text, EmbeddingPurpose purpose, CancellationToken cancellationToken)
@@ -227,8 +238,10 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         }
 
         var channel = purpose == EmbeddingPurpose.Query ? _queries : _documents;
+        Interlocked.Increment(ref _queued);
         if (!channel.Writer.TryWrite(request))
         {
+            Interlocked.Decrement(ref _queued);
             request.Registration.Dispose();
             request.TrySetException(new ObjectDisposedException(nameof(EmbeddingBatcher)));
         }
@@ -303,7 +316,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
 
         // Spinning with yields, not sleeping: the pause is shorter than a sleep lasts, and a yield hands the core to
         // the callers whose submissions it waits for.
-        while (_queries.Reader.Count + _documents.Reader.Count < expected
+        while (Volatile.Read(ref _queued) < expected
                && Stopwatch.GetTimestamp() < deadline
                && !_stopping.IsCancellationRequested)
         {
@@ -340,6 +353,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
             if (request.Task.IsCompleted)
             {
                 reader.TryRead(out _);
+                Interlocked.Decrement(ref _queued);
                 continue;
             }
 
@@ -349,6 +363,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
             }
 
             reader.TryRead(out _);
+            Interlocked.Decrement(ref _queued);
             round.Add(request);
             characters += request.Text.Length;
         }
