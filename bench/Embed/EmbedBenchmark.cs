@@ -13,6 +13,9 @@ internal sealed record GridPoint(BatchSetting Setting, double TextsPerSecond, do
 
 /// <param name="RatioVsDirect">Best texts/s / best direct texts/s.</param>
 /// <param name="PairedRatioMedian">Median over rounds of (texts/s / direct texts/s of the same round).</param>
+/// <param name="BestTextsPerCpuSecond">Texts per second of the process's CPU time (user + system): the work each path
+/// spends per text, which other processes on the machine distort much less than wall-clock throughput.</param>
+/// <param name="CpuRatioVsDirect">Best texts per CPU second / the baseline's.</param>
 /// <param name="LatencyP50Ms">Per-request latency through the batcher (null for direct calls).</param>
 internal sealed record Throughput(
     string Path,
@@ -23,6 +26,8 @@ internal sealed record Throughput(
     double RatioVsDirect,
     double PairedRatioMedian,
     double[] RoundTextsPerSecond,
+    double BestTextsPerCpuSecond,
+    double CpuRatioVsDirect,
     double? LatencyP50Ms,
     double? LatencyP99Ms);
 
@@ -84,8 +89,11 @@ internal static class EmbedBenchmark
             var productionIndex = Array.FindIndex(Grid, s => s == DefaultSetting);
             using var batcher = new EmbeddingBatcher(models[productionIndex], new EmbeddingBatcherOptions { QueryCacheCapacity = 0 });
             var direct = Grid.Select(_ => new double[rounds]).ToArray();
+            var directCpu = Grid.Select(_ => new double[rounds]).ToArray();
             var single = new double[rounds];
+            var singleCpu = new double[rounds];
             var concurrent = ConcurrentCallers.Select(_ => new double[rounds]).ToArray();
+            var concurrentCpu = ConcurrentCallers.Select(_ => new double[rounds]).ToArray();
             var singleLatency = new List<double>();
             var concurrentLatency = ConcurrentCallers.Select(_ => new List<double>()).ToArray();
 
@@ -95,13 +103,14 @@ internal static class EmbedBenchmark
             {
                 for (var g = 0; g < Grid.Length; g++)
                 {
-                    direct[g][r] = Direct(models[g], workload);
+                    (direct[g][r], directCpu[g][r]) = Timed(workload, () => Direct(models[g], workload));
                 }
 
-                single[r] = ThroughBatcher(batcher, workload, 1, singleLatency);
+                (single[r], singleCpu[r]) = Timed(workload, () => ThroughBatcher(batcher, workload, 1, singleLatency));
                 for (var c = 0; c < ConcurrentCallers.Length; c++)
                 {
-                    concurrent[c][r] = ThroughBatcher(batcher, workload, ConcurrentCallers[c], concurrentLatency[c]);
+                    var callers = c;
+                    (concurrent[c][r], concurrentCpu[c][r]) = Timed(workload, () => ThroughBatcher(batcher, workload, ConcurrentCallers[callers], concurrentLatency[callers]));
                 }
 
                 Console.WriteLine(
@@ -115,12 +124,12 @@ internal static class EmbedBenchmark
             var gridPoints = Grid.Select((s, g) => new GridPoint(s, direct[g].Max(), direct[g].Max() * workload.MeanTokens, direct[g].Max() / baseline.Max())).ToList();
             var results = new List<Throughput>
             {
-                Summarize("direct Embed (baseline)", 1, baseline, baseline, workload, null),
-                Summarize("EmbeddingBatcher", 1, single, baseline, workload, singleLatency),
+                Summarize("direct Embed (baseline)", 1, baseline, baseline, directCpu[bestIndex], directCpu[bestIndex], workload, null),
+                Summarize("EmbeddingBatcher", 1, single, baseline, singleCpu, directCpu[bestIndex], workload, singleLatency),
             };
             for (var c = 0; c < ConcurrentCallers.Length; c++)
             {
-                results.Add(Summarize("EmbeddingBatcher", ConcurrentCallers[c], concurrent[c], baseline, workload, concurrentLatency[c]));
+                results.Add(Summarize("EmbeddingBatcher", ConcurrentCallers[c], concurrent[c], baseline, concurrentCpu[c], directCpu[bestIndex], workload, concurrentLatency[c]));
             }
 
             return new WorkloadResult(workload.Name, workload.Source, workload.Texts.Count, workload.MeanTokens, workload.TotalTokens, gridPoints, Grid[bestIndex], DefaultSetting, results);
@@ -176,20 +185,28 @@ internal static class EmbedBenchmark
         }
     }
 
-    private static double Direct(OnnxEmbeddingModel model, Workload workload)
+    /// <returns>Texts per wall-clock second and per second of the process's CPU time.</returns>
+    private static (double Wall, double Cpu) Timed(Workload workload, Action run)
     {
-        // The whole list in one call: the model sorts by length and batches by its own limits, its best case.
+        using var process = Process.GetCurrentProcess();
+        var cpu = process.TotalProcessorTime;
         var watch = Stopwatch.StartNew();
-        model.Embed(workload.Texts, EmbeddingPurpose.Document);
-        return workload.Texts.Count / watch.Elapsed.TotalSeconds;
+        run();
+        var wall = watch.Elapsed.TotalSeconds;
+        process.Refresh();
+        var cpuSeconds = (process.TotalProcessorTime - cpu).TotalSeconds;
+        return (workload.Texts.Count / wall, workload.Texts.Count / Math.Max(cpuSeconds, 1e-6));
     }
 
-    private static double ThroughBatcher(EmbeddingBatcher batcher, Workload workload, int callers, List<double> latencies)
+    private static void Direct(OnnxEmbeddingModel model, Workload workload) =>
+        // The whole list in one call: the model sorts by length and batches by its own limits, its best case.
+        model.Embed(workload.Texts, EmbeddingPurpose.Document);
+
+    private static void ThroughBatcher(EmbeddingBatcher batcher, Workload workload, int callers, List<double> latencies)
     {
         var texts = workload.Texts;
         var perRequest = new double[texts.Count];
         var next = -1;
-        var watch = Stopwatch.StartNew();
         var tasks = Enumerable.Range(0, callers).Select(_ => Task.Run(async () =>
         {
             // Each caller awaits its text before taking the next, like a request handler; they share one work queue
@@ -203,12 +220,11 @@ internal static class EmbedBenchmark
             }
         })).ToArray();
         Task.WaitAll(tasks);
-        var rate = texts.Count / watch.Elapsed.TotalSeconds;
         latencies.AddRange(perRequest);
-        return rate;
     }
 
-    private static Throughput Summarize(string path, int callers, double[] rounds, double[] direct, Workload workload, List<double>? latencies)
+    private static Throughput Summarize(
+        string path, int callers, double[] rounds, double[] direct, double[] cpu, double[] directCpu, Workload workload, List<double>? latencies)
     {
         var best = rounds.Max();
         double? p50 = null, p99 = null;
@@ -228,6 +244,8 @@ internal static class EmbedBenchmark
             best / direct.Max(),
             Stats.Median(rounds.Select((v, r) => v / direct[r])),
             rounds,
+            cpu.Max(),
+            cpu.Max() / directCpu.Max(),
             p50,
             p99);
     }
