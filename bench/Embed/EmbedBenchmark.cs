@@ -9,7 +9,7 @@ internal sealed record BatchSetting(int MaxBatchSize, int MaxBatchTokens, int Lo
     public string Label => LongTextTokens == int.MaxValue ? $"{MaxBatchSize}/{MaxBatchTokens}" : $"{MaxBatchSize}/{MaxBatchTokens}/long>{LongTextTokens}:1";
 }
 
-internal sealed record GridPoint(BatchSetting Setting, double TextsPerSecond, double TokensPerSecond, double RatioVsBest);
+internal sealed record GridPoint(BatchSetting Setting, double TextsPerSecond, double TokensPerSecond, double RatioVsBest, double TextsPerCpuSecond);
 
 /// <param name="RatioVsDirect">Best texts/s / best direct texts/s.</param>
 /// <param name="PairedRatioMedian">Median over rounds of (texts/s / direct texts/s of the same round).</param>
@@ -121,7 +121,7 @@ internal static class EmbedBenchmark
             // Baseline = the direct setting with the best best-of-rounds throughput, compared round by round too.
             var bestIndex = Enumerable.Range(0, Grid.Length).MaxBy(g => direct[g].Max());
             var baseline = direct[bestIndex];
-            var gridPoints = Grid.Select((s, g) => new GridPoint(s, direct[g].Max(), direct[g].Max() * workload.MeanTokens, direct[g].Max() / baseline.Max())).ToList();
+            var gridPoints = Grid.Select((s, g) => new GridPoint(s, direct[g].Max(), direct[g].Max() * workload.MeanTokens, direct[g].Max() / baseline.Max(), directCpu[g].Max())).ToList();
             var results = new List<Throughput>
             {
                 Summarize("direct Embed (baseline)", 1, baseline, baseline, directCpu[bestIndex], directCpu[bestIndex], workload, null),

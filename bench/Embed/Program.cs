@@ -47,7 +47,7 @@ foreach (var w in results)
 
     Console.WriteLine(
         $"{string.Empty,-21} best direct setting: {w.BestSetting.Label} " +
-        $"(grid: {string.Join(", ", w.DirectGrid.Select(g => $"{g.Setting.Label} {g.TextsPerSecond:F1}/s"))}); " +
+        $"(grid: {string.Join(", ", w.DirectGrid.Select(g => $"{g.Setting.Label} {g.TextsPerSecond:F1}/s {g.TextsPerCpuSecond:F1}/cpu-s"))}); " +
         $"batcher model setting {w.BatcherModelSetting.Label}");
 }
 
