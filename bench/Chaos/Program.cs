@@ -95,7 +95,23 @@ for (var round = 1; round <= rounds; round++)
     }
 
     var recoveredAt = clock.Elapsed;
-    var replacement = await cluster.AddSiloAsync();
+    // A replacement that dies during start-up (declared dead while starved of CPU, say) is replaced again, as a
+    // Kubernetes Deployment would; every such start is counted in the round's report.
+    ClusterNode? replacement = null;
+    var failedStarts = new JsonArray();
+    for (var start = 1; replacement is null; start++)
+    {
+        try
+        {
+            replacement = await cluster.AddSiloAsync();
+        }
+        catch (InvalidOperationException e) when (start < 4)
+        {
+            failedStarts.Add(e.Message.Split('\n')[0]);
+            Log($"round {round}: a replacement silo failed to start ({e.Message.Split('\n')[0]}); starting another");
+        }
+    }
+
     var replacedAt = clock.Elapsed;
     windows.Add((killAt, replacedAt));
     var attempts = tenants.SelectMany(t => t.Attempts).Where(a => a.Start >= killAt && a.Start < replacedAt).ToList();
@@ -112,6 +128,7 @@ for (var round = 1; round <= rounds; round++)
         ["ingestionRecoveredSeconds"] = ingestRecovery is { } ir ? Seconds(ir) : null,
         ["replacement"] = replacement.Name,
         ["replacementReadySeconds"] = Seconds(replacedAt - recoveredAt),
+        ["replacementFailedStarts"] = failedStarts,
         ["requests"] = attempts.Count,
         ["failed"] = failed.Count,
         ["errorRate"] = attempts.Count == 0 ? 0 : Math.Round((double)failed.Count / attempts.Count, 4),

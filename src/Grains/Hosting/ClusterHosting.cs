@@ -94,10 +94,33 @@ public static class ClusterHosting
             : throw new InvalidOperationException("Cluster mode needs ConnectionStrings:Redis (env ConnectionStrings__Redis).");
 
     /// <summary>Creates or upgrades our PostgreSQL schema (Orleans' tables included); safe when many processes start at once.</summary>
+    /// <remarks>
+    /// A process that starts while PostgreSQL is briefly unreachable or slow (a restart, a saturated node) waits for it,
+    /// with backoff, for up to <c>Rag:StartupStoreWait</c> (default 2 minutes) instead of crashing on the first
+    /// connect timeout; only then does the error stop the start-up.
+    /// </remarks>
     public static async Task EnsureSchemaAsync(IConfiguration configuration, ILoggerFactory loggers, CancellationToken cancellationToken = default)
     {
-        await using var dataSource = NpgsqlDataSource.Create(PostgresConnectionString(configuration));
-        await new PostgresSchema(dataSource, loggers.CreateLogger<PostgresSchema>()).ApplyAsync(cancellationToken);
+        var logger = loggers.CreateLogger<PostgresSchema>();
+        var patience = configuration.GetValue("Rag:StartupStoreWait", TimeSpan.FromMinutes(2));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var delay = TimeSpan.FromMilliseconds(500);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await using var dataSource = NpgsqlDataSource.Create(PostgresConnectionString(configuration));
+                await new PostgresSchema(dataSource, logger).ApplyAsync(cancellationToken);
+                return;
+            }
+            catch (Exception e) when (e is NpgsqlException { IsTransient: true } or TimeoutException && clock.Elapsed + delay < patience && !cancellationToken.IsCancellationRequested)
+            {
+                logger.LogWarning(e, "PostgreSQL is not reachable yet (attempt {Attempt}, {Elapsed:F0} s); retrying in {Delay:F1} s",
+                    attempt, clock.Elapsed.TotalSeconds, delay.TotalSeconds);
+                await Task.Delay(delay, cancellationToken);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
+            }
+        }
     }
 
     /// <summary>Configures a silo's clustering, endpoints and storage for the configured mode, plus the grains' services.</summary>
@@ -144,10 +167,12 @@ public static class ClusterHosting
             o.ConnectionString = postgres;
         });
 
-        // Seconds, not a minute: a dead silo's shards must move quickly. Overridable under Orleans:Membership.
+        // Seconds, not a minute: a dead silo's shards must move quickly. 2 s, not 1 s: at 1 s a silo merely starved
+        // of CPU (throttling, a long GC) was declared dead by its peers in the chaos runs. Overridable under
+        // Orleans:Membership.
         silo.Configure<ClusterMembershipOptions>(o =>
         {
-            o.ProbeTimeout = TimeSpan.FromSeconds(1);
+            o.ProbeTimeout = TimeSpan.FromSeconds(2);
             o.NumMissedProbesLimit = 3;
             o.NumVotesForDeathDeclaration = 2;
             o.TableRefreshTimeout = TimeSpan.FromSeconds(2);

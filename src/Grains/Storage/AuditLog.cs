@@ -53,13 +53,11 @@ public sealed class SqliteAuditLog(SqliteDatabase database) : IAuditLog
         CREATE INDEX IF NOT EXISTS audit_log_tenant ON audit_log (tenant, seq);
         """;
 
-    private readonly SemaphoreSlim _create = new(1, 1);
-    private volatile bool _created;
+    private readonly SqliteLazyTable _table = new(database, Ddl);
 
     public async Task AppendAsync(AuditEntry entry, CancellationToken cancellationToken = default)
     {
-        await EnsureCreatedAsync(cancellationToken).ConfigureAwait(false);
-        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var connection = await _table.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = connection.CreateCommand();
         command.CommandText = """
             INSERT INTO audit_log (at, tenant, key_id, role, action, target, outcome, status, request_id)
@@ -79,8 +77,7 @@ public sealed class SqliteAuditLog(SqliteDatabase database) : IAuditLog
 
     public async Task<IReadOnlyList<AuditRecord>> QueryAsync(AuditQuery query, CancellationToken cancellationToken = default)
     {
-        await EnsureCreatedAsync(cancellationToken).ConfigureAwait(false);
-        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var connection = await _table.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = connection.CreateCommand();
         command.CommandText = """
             SELECT seq, at, tenant, key_id, role, action, target, outcome, status, request_id FROM audit_log
@@ -105,30 +102,5 @@ public sealed class SqliteAuditLog(SqliteDatabase database) : IAuditLog
         }
 
         return records;
-    }
-
-    private async Task EnsureCreatedAsync(CancellationToken cancellationToken)
-    {
-        if (_created)
-        {
-            return;
-        }
-
-        await _create.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            if (!_created)
-            {
-                await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-                await using var command = connection.CreateCommand();
-                command.CommandText = Ddl;
-                await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-                _created = true;
-            }
-        }
-        finally
-        {
-            _create.Release();
-        }
     }
 }

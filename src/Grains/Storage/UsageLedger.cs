@@ -47,8 +47,7 @@ public sealed class SqliteUsageLedger(SqliteDatabase database) : IUsageLedger
             PRIMARY KEY (tenant, day, model, kind, user_id));
         """;
 
-    private readonly SemaphoreSlim _create = new(1, 1);
-    private volatile bool _created;
+    private readonly SqliteLazyTable _table = new(database, Ddl);
 
     public async Task AddAsync(IReadOnlyList<LedgerEntry> entries, CancellationToken cancellationToken = default)
     {
@@ -57,8 +56,7 @@ public sealed class SqliteUsageLedger(SqliteDatabase database) : IUsageLedger
             return;
         }
 
-        await EnsureCreatedAsync(cancellationToken).ConfigureAwait(false);
-        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var connection = await _table.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = (Microsoft.Data.Sqlite.SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         foreach (var e in entries)
         {
@@ -83,9 +81,8 @@ public sealed class SqliteUsageLedger(SqliteDatabase database) : IUsageLedger
 
     public async Task<IReadOnlyList<LedgerRow>> QueryAsync(string tenantId, DateOnly from, DateOnly to, LedgerGrouping groupBy, CancellationToken cancellationToken = default)
     {
-        await EnsureCreatedAsync(cancellationToken).ConfigureAwait(false);
         var group = LedgerFormat.GroupColumn(groupBy);
-        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var connection = await _table.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = connection.CreateCommand();
         command.CommandText = $"""
             SELECT {group}, kind, SUM(quantity), SUM(cost) FROM usage_ledger
@@ -103,30 +100,5 @@ public sealed class SqliteUsageLedger(SqliteDatabase database) : IUsageLedger
         }
 
         return rows;
-    }
-
-    private async Task EnsureCreatedAsync(CancellationToken cancellationToken)
-    {
-        if (_created)
-        {
-            return;
-        }
-
-        await _create.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            if (!_created)
-            {
-                await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-                await using var command = connection.CreateCommand();
-                command.CommandText = Ddl;
-                await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-                _created = true;
-            }
-        }
-        finally
-        {
-            _create.Release();
-        }
     }
 }
