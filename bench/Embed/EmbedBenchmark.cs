@@ -16,6 +16,8 @@ internal sealed record GridPoint(BatchSetting Setting, double TextsPerSecond, do
 /// <param name="BestTextsPerCpuSecond">Texts per second of the process's CPU time (user + system): the work each path
 /// spends per text, which other processes on the machine distort much less than wall-clock throughput.</param>
 /// <param name="CpuRatioVsDirect">Best texts per CPU second / the baseline's.</param>
+/// <param name="MeanTextsPerModelCall">Texts per model call the batcher formed (null for direct calls): how well it
+/// batches, independent of how fast the machine is.</param>
 /// <param name="LatencyP50Ms">Per-request latency through the batcher (null for direct calls).</param>
 internal sealed record Throughput(
     string Path,
@@ -28,6 +30,7 @@ internal sealed record Throughput(
     double[] RoundTextsPerSecond,
     double BestTextsPerCpuSecond,
     double CpuRatioVsDirect,
+    double? MeanTextsPerModelCall,
     double? LatencyP50Ms,
     double? LatencyP99Ms);
 
@@ -84,18 +87,22 @@ internal static class EmbedBenchmark
             // All settings share one ONNX session, so one warm-up warms them all.
             models[0].Embed(workload.Texts.Take(32).ToList(), EmbeddingPurpose.Document);
 
-            // The batcher runs on the service's default setting, as in production; with one caller every model call
-            // holds one text whatever the setting, and 16 callers never fill the default batch of 32.
+            // The batcher runs on the service's default setting, as in production. A second batcher without the
+            // regroup pause (RegroupWait 0) shows in the same run what that pause buys under concurrency.
             var productionIndex = Array.FindIndex(Grid, s => s == DefaultSetting);
-            using var batcher = new EmbeddingBatcher(models[productionIndex], new EmbeddingBatcherOptions { QueryCacheCapacity = 0 });
+            var counting = new CountingModel(models[productionIndex]);
+            var countingNoRegroup = new CountingModel(models[productionIndex]);
+            using var batcher = new EmbeddingBatcher(counting, new EmbeddingBatcherOptions { QueryCacheCapacity = 0 });
+            using var noRegroup = new EmbeddingBatcher(countingNoRegroup, new EmbeddingBatcherOptions { QueryCacheCapacity = 0, RegroupWait = TimeSpan.Zero });
+            var paths = new List<(string Name, EmbeddingBatcher Batcher, CountingModel Counter, int Callers)> { ("EmbeddingBatcher", batcher, counting, 1) };
+            paths.AddRange(ConcurrentCallers.Select(n => ("EmbeddingBatcher", batcher, counting, n)));
+            paths.AddRange(ConcurrentCallers.Select(n => ("batcher, no regroup", noRegroup, countingNoRegroup, n)));
             var direct = Grid.Select(_ => new double[rounds]).ToArray();
             var directCpu = Grid.Select(_ => new double[rounds]).ToArray();
-            var single = new double[rounds];
-            var singleCpu = new double[rounds];
-            var concurrent = ConcurrentCallers.Select(_ => new double[rounds]).ToArray();
-            var concurrentCpu = ConcurrentCallers.Select(_ => new double[rounds]).ToArray();
-            var singleLatency = new List<double>();
-            var concurrentLatency = ConcurrentCallers.Select(_ => new List<double>()).ToArray();
+            var through = paths.Select(_ => new double[rounds]).ToArray();
+            var throughCpu = paths.Select(_ => new double[rounds]).ToArray();
+            var latencies = paths.Select(_ => new List<double>()).ToArray();
+            var calls = paths.Select(_ => new CountingModel.Tally()).ToArray();
 
             // Every path in every round, interleaved: load from other users of the machine comes in bursts, and
             // this way a burst hits all paths alike instead of one of them.
@@ -106,16 +113,16 @@ internal static class EmbedBenchmark
                     (direct[g][r], directCpu[g][r]) = Timed(workload, () => Direct(models[g], workload));
                 }
 
-                (single[r], singleCpu[r]) = Timed(workload, () => ThroughBatcher(batcher, workload, 1, singleLatency));
-                for (var c = 0; c < ConcurrentCallers.Length; c++)
+                for (var p = 0; p < paths.Count; p++)
                 {
-                    var callers = c;
-                    (concurrent[c][r], concurrentCpu[c][r]) = Timed(workload, () => ThroughBatcher(batcher, workload, ConcurrentCallers[callers], concurrentLatency[callers]));
+                    var path = paths[p];
+                    (through[p][r], throughCpu[p][r]) = Timed(workload, () => ThroughBatcher(path.Batcher, workload, path.Callers, latencies[p]));
+                    path.Counter.MoveTo(calls[p]);
                 }
 
                 Console.WriteLine(
                     $"  round {r + 1}/{rounds}: direct " + string.Join(", ", Grid.Select((s, g) => $"{s.Label} {direct[g][r]:F1}")) +
-                    $"; batcher x1 {single[r]:F1}, " + string.Join(", ", ConcurrentCallers.Select((n, c) => $"x{n} {concurrent[c][r]:F1}")) + " texts/s");
+                    "; " + string.Join(", ", paths.Select((path, p) => $"{path.Name} x{path.Callers} {through[p][r]:F1}")) + " texts/s");
             }
 
             // Baseline = the direct setting with the best best-of-rounds throughput, compared round by round too.
@@ -124,12 +131,11 @@ internal static class EmbedBenchmark
             var gridPoints = Grid.Select((s, g) => new GridPoint(s, direct[g].Max(), direct[g].Max() * workload.MeanTokens, direct[g].Max() / baseline.Max(), directCpu[g].Max())).ToList();
             var results = new List<Throughput>
             {
-                Summarize("direct Embed (baseline)", 1, baseline, baseline, directCpu[bestIndex], directCpu[bestIndex], workload, null),
-                Summarize("EmbeddingBatcher", 1, single, baseline, singleCpu, directCpu[bestIndex], workload, singleLatency),
+                Summarize("direct Embed (baseline)", 1, baseline, baseline, directCpu[bestIndex], directCpu[bestIndex], workload, null, null),
             };
-            for (var c = 0; c < ConcurrentCallers.Length; c++)
+            for (var p = 0; p < paths.Count; p++)
             {
-                results.Add(Summarize("EmbeddingBatcher", ConcurrentCallers[c], concurrent[c], baseline, concurrentCpu[c], directCpu[bestIndex], workload, concurrentLatency[c]));
+                results.Add(Summarize(paths[p].Name, paths[p].Callers, through[p], baseline, throughCpu[p], directCpu[bestIndex], workload, latencies[p], calls[p].Mean));
             }
 
             return new WorkloadResult(workload.Name, workload.Source, workload.Texts.Count, workload.MeanTokens, workload.TotalTokens, gridPoints, Grid[bestIndex], DefaultSetting, results);
@@ -224,7 +230,7 @@ internal static class EmbedBenchmark
     }
 
     private static Throughput Summarize(
-        string path, int callers, double[] rounds, double[] direct, double[] cpu, double[] directCpu, Workload workload, List<double>? latencies)
+        string path, int callers, double[] rounds, double[] direct, double[] cpu, double[] directCpu, Workload workload, List<double>? latencies, double? textsPerCall)
     {
         var best = rounds.Max();
         double? p50 = null, p99 = null;
@@ -246,7 +252,42 @@ internal static class EmbedBenchmark
             rounds,
             cpu.Max(),
             cpu.Max() / directCpu.Max(),
+            textsPerCall,
             p50,
             p99);
+    }
+}
+
+/// <summary>Counts the batcher's model calls and texts, to show the batches it forms.</summary>
+internal sealed class CountingModel(IEmbeddingModel inner) : IEmbeddingModel
+{
+    private long _calls;
+    private long _texts;
+
+    public EmbeddingModelDescriptor Descriptor => inner.Descriptor;
+
+    public ITokenCounter Tokenizer => inner.Tokenizer;
+
+    public float[][] Embed(IReadOnlyList<string> texts, EmbeddingPurpose purpose)
+    {
+        Interlocked.Increment(ref _calls);
+        Interlocked.Add(ref _texts, texts.Count);
+        return inner.Embed(texts, purpose);
+    }
+
+    /// <summary>Adds the counts so far to <paramref name="tally"/> and starts again from zero.</summary>
+    public void MoveTo(Tally tally)
+    {
+        tally.Calls += Interlocked.Exchange(ref _calls, 0);
+        tally.Texts += Interlocked.Exchange(ref _texts, 0);
+    }
+
+    internal sealed class Tally
+    {
+        public long Calls { get; set; }
+
+        public long Texts { get; set; }
+
+        public double? Mean => Calls == 0 ? null : Texts / (double)Calls;
     }
 }

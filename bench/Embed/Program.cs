@@ -34,14 +34,14 @@ var results = parsed.Int("throughput", 1) == 0
 var latency = EmbedBenchmark.QueryLatency(shortTexts, parsed.Int("latency", 500), threads);
 
 Console.WriteLine();
-Console.WriteLine($"{"workload",-21} {"path",-26} {"texts/s",9} {"tokens/s",9} {"x direct",9} {"x paired",9} {"/cpu-s",8} {"x cpu",6} {"p50 ms",8} {"p99 ms",8}");
+Console.WriteLine($"{"workload",-21} {"path",-30} {"texts/s",9} {"tokens/s",9} {"x direct",9} {"x paired",9} {"/cpu-s",8} {"x cpu",6} {"/call",6} {"p50 ms",8} {"p99 ms",8}");
 foreach (var w in results)
 {
     foreach (var t in w.Results)
     {
-        var path = t.Callers == 1 && t.LatencyP50Ms is null ? t.Path : $"{t.Path} x{t.Callers}";
+        var path = t.LatencyP50Ms is null ? t.Path : $"{t.Path} x{t.Callers}";
         Console.WriteLine(
-            $"{w.Name,-21} {path,-26} {t.BestTextsPerSecond,9:F1} {t.BestTokensPerSecond,9:F0} {t.RatioVsDirect,9:F2} {t.PairedRatioMedian,9:F2} {t.BestTextsPerCpuSecond,8:F1} {t.CpuRatioVsDirect,6:F2} " +
+            $"{w.Name,-21} {path,-30} {t.BestTextsPerSecond,9:F1} {t.BestTokensPerSecond,9:F0} {t.RatioVsDirect,9:F2} {t.PairedRatioMedian,9:F2} {t.BestTextsPerCpuSecond,8:F1} {t.CpuRatioVsDirect,6:F2} {t.MeanTextsPerModelCall?.ToString("F1", System.Globalization.CultureInfo.InvariantCulture) ?? "-",6} " +
             $"{t.LatencyP50Ms?.ToString("F1", System.Globalization.CultureInfo.InvariantCulture) ?? "-",8} {t.LatencyP99Ms?.ToString("F1", System.Globalization.CultureInfo.InvariantCulture) ?? "-",8}");
     }
 
