@@ -55,8 +55,8 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly EmbeddingCache? _queryCache;
     private readonly RagMetrics? _metrics;
-    // Multi-reader channels although only the worker reads: the single-reader kind cannot peek, and Take peeks to
-    // stop a round before a text that would overflow its character budget.
+    // Only the worker reads, but these are the general unbounded kind: their reader supports the TryPeek that Take
+    // uses to stop a round before a text that would overflow its character budget.
     private readonly Channel<Request> _queries = Channel.CreateUnbounded<Request>();
     private readonly Channel<Request> _documents = Channel.CreateUnbounded<Request>();
     private readonly CancellationTokenSource _stopping = new();
