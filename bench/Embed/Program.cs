@@ -3,7 +3,7 @@ using RagOrleans.Bench;
 using RagOrleans.Bench.Embed;
 using RagOrleans.Grains.Embeddings;
 
-// Usage: Embed [--short 640] [--chunks 64] [--rounds 5] [--latency 500] [--threads 2] [--json FILE]
+// Usage: Embed [--short 640] [--chunks 64] [--rounds 5] [--latency 500] [--threads 2] [--throughput 1] [--json FILE]
 var parsed = new BenchArgs(args);
 var run = RunInfo.Start();
 var sharedData = BenchPaths.SharedData();
@@ -23,32 +23,40 @@ var shortTexts = Workloads.Short(sharedData, tokenizer, parsed.Int("short", 640)
 var chunks = Workloads.Chunks(sharedData, tokenizer, parsed.Int("chunks", 64));
 Console.WriteLine($"model {descriptor.Name}, {threads} intra-op threads, {Environment.ProcessorCount} cores, load average {string.Join(' ', run.LoadAverageAtStart)}");
 
-var results = new List<WorkloadResult>
-{
-    EmbedBenchmark.RunWorkload(shortTexts, rounds, threads),
-    EmbedBenchmark.RunWorkload(chunks, rounds, threads),
-};
+// --throughput 0 measures only the query latency (quick check of the latency path).
+var results = parsed.Int("throughput", 1) == 0
+    ? []
+    : new List<WorkloadResult>
+    {
+        EmbedBenchmark.RunWorkload(shortTexts, rounds, threads),
+        EmbedBenchmark.RunWorkload(chunks, rounds, threads),
+    };
 var latency = EmbedBenchmark.QueryLatency(shortTexts, parsed.Int("latency", 500), threads);
 
 Console.WriteLine();
-Console.WriteLine($"{"workload",-21} {"path",-26} {"texts/s",9} {"tokens/s",9} {"x direct",9} {"x paired",9} {"p50 ms",8} {"p99 ms",8}");
+Console.WriteLine($"{"workload",-21} {"path",-30} {"texts/s",9} {"tokens/s",9} {"x direct",9} {"x paired",9} {"/cpu-s",8} {"x cpu",6} {"/call",6} {"p50 ms",8} {"p99 ms",8}");
 foreach (var w in results)
 {
     foreach (var t in w.Results)
     {
-        var path = t.Callers == 1 && t.LatencyP50Ms is null ? t.Path : $"{t.Path} x{t.Callers}";
+        var path = t.LatencyP50Ms is null ? t.Path : $"{t.Path} x{t.Callers}";
         Console.WriteLine(
-            $"{w.Name,-21} {path,-26} {t.BestTextsPerSecond,9:F1} {t.BestTokensPerSecond,9:F0} {t.RatioVsDirect,9:F2} {t.PairedRatioMedian,9:F2} " +
+            $"{w.Name,-21} {path,-30} {t.BestTextsPerSecond,9:F1} {t.BestTokensPerSecond,9:F0} {t.RatioVsDirect,9:F2} {t.PairedRatioMedian,9:F2} {t.BestTextsPerCpuSecond,8:F1} {t.CpuRatioVsDirect,6:F2} {t.MeanTextsPerModelCall?.ToString("F1", System.Globalization.CultureInfo.InvariantCulture) ?? "-",6} " +
             $"{t.LatencyP50Ms?.ToString("F1", System.Globalization.CultureInfo.InvariantCulture) ?? "-",8} {t.LatencyP99Ms?.ToString("F1", System.Globalization.CultureInfo.InvariantCulture) ?? "-",8}");
     }
 
     Console.WriteLine(
         $"{string.Empty,-21} best direct setting: {w.BestSetting.Label} " +
-        $"(grid: {string.Join(", ", w.DirectGrid.Select(g => $"{g.Setting.Label} {g.TextsPerSecond:F1}/s"))}); " +
+        $"(grid: {string.Join(", ", w.DirectGrid.Select(g => $"{g.Setting.Label} {g.TextsPerSecond:F1}/s {g.TextsPerCpuSecond:F1}/cpu-s"))}); " +
         $"batcher model setting {w.BatcherModelSetting.Label}");
 }
 
-Console.WriteLine($"single query through the batcher ({latency.Samples} x {latency.MeanTokens:F1} tokens, 1 caller): p50 {latency.P50Ms:F2} ms, p90 {latency.P90Ms:F2} ms, p99 {latency.P99Ms:F2} ms");
+foreach (var l in latency)
+{
+    Console.WriteLine(
+        $"single query, {l.Path} ({l.Samples} x {l.MeanTokens:F1} tokens, 1 caller): p50 {l.P50Ms:F2} ms, p90 {l.P90Ms:F2} ms, p99 {l.P99Ms:F2} ms " +
+        $"({l.P50Ms / latency[0].P50Ms:F2}x direct p50)");
+}
 
 var report = new EmbedReport("embed", descriptor.Name, threads, rounds, results, latency, run.Finish());
 Console.WriteLine($"peak RSS {report.Run.PeakRssBytes / 1e6:F1} MB; load average at end {string.Join(' ', report.Run.LoadAverageAtEnd)}");

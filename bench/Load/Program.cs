@@ -49,10 +49,10 @@ else
 }
 
 // Query sets: the claims repeat (so after the first pass every query embedding is a cache hit); the uncached set is
-// made of distinct sentences never sent before in this process's life (titles of documents not necessarily ingested).
+// made of distinct texts never sent before in this process's life, enough for any --seconds (see UncachedQueries).
 var cachedQueries = claims.Take(200).ToArray();
-var uncached = new Queue<string>(corpus.Select(d => d.Title).Where(t => t.Length > 20).Distinct(StringComparer.Ordinal)
-    .Concat(claims.Skip(200)).OrderBy(t => t.GetHashCode(StringComparison.Ordinal) ^ 0x5bd1e995).ToArray());
+var uncached = new UncachedQueries(corpus, claims.Skip(200));
+Console.WriteLine($"{uncached.Distinct:N0} distinct uncached queries before variants are needed");
 
 var scenarios = new List<ScenarioResult>();
 foreach (var scenario in new[] { "one-tenant", "many-tenants" })
@@ -65,8 +65,8 @@ foreach (var scenario in new[] { "one-tenant", "many-tenants" })
         // Baseline in the same run: the same HTTP path without the query embedding (BM25 only).
         await Driver.RunAsync(service, targets, "keyword (baseline)", "keyword", i => cachedQueries[i % cachedQueries.Length], options),
         await Driver.RunAsync(service, targets, "vector, cached query", "vector", i => cachedQueries[i % cachedQueries.Length], options, warm: true),
-        await Driver.RunAsync(service, targets, "vector, uncached query", "vector", _ => NextUncached(), options),
-        await Driver.RunAsync(service, targets, "hybrid, uncached query", "hybrid", _ => NextUncached(), options),
+        await Driver.RunAsync(service, targets, "vector, uncached query", "vector", _ => uncached.Next(), options),
+        await Driver.RunAsync(service, targets, "hybrid, uncached query", "hybrid", _ => uncached.Next(), options),
     };
     var baseline = phases[0].Qps;
     foreach (var p in phases)
@@ -92,14 +92,6 @@ if (parsed.Json is { } json)
 
 await service.StopAsync();
 return 0;
-
-string NextUncached()
-{
-    lock (uncached)
-    {
-        return uncached.Count > 0 ? uncached.Dequeue() : throw new InvalidOperationException("Ran out of distinct queries; shorten --seconds.");
-    }
-}
 
 string? Arg(string name)
 {
@@ -158,6 +150,63 @@ internal static class SciFact
 
     public static List<string> Claims(string path) =>
         File.ReadLines(path).Select(l => JsonNode.Parse(l)!["text"]!.GetValue<string>()).ToList();
+}
+
+/// <summary>
+/// Query texts that are never repeated within a run, so every one misses the query-embedding cache: SciFact titles,
+/// the claims not in the cached set and abstract sentences, all of 20-140 characters (query-sized), tens of thousands
+/// in a fixed shuffled order. Should a long run use them all, each comes back with a variant number appended, still a
+/// new text for the cache.
+/// </summary>
+internal sealed class UncachedQueries
+{
+    private readonly string[] _pool;
+    private long _next = -1;
+
+    public UncachedQueries(IEnumerable<SciFactDoc> corpus, IEnumerable<string> claims)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var pool = new List<string>();
+        foreach (var text in corpus.Select(d => d.Title).Concat(claims).Concat(corpus.SelectMany(d => Sentences(d.Text))))
+        {
+            var trimmed = text.Trim();
+            if (trimmed.Length is >= 20 and <= 140 && seen.Add(trimmed))
+            {
+                pool.Add(trimmed);
+            }
+        }
+
+        _pool = [.. pool];
+        new Random(20261130).Shuffle(_pool);
+    }
+
+    public int Distinct => _pool.Length;
+
+    public string Next()
+    {
+        var i = Interlocked.Increment(ref _next);
+        var round = i / _pool.Length;
+        var text = _pool[i % _pool.Length];
+        return round == 0 ? text : $"{text} ({round + 1})";
+    }
+
+    private static IEnumerable<string> Sentences(string text)
+    {
+        var start = 0;
+        for (var i = 0; i < text.Length - 1; i++)
+        {
+            if (text[i] is ('.' or '?' or '!') && text[i + 1] == ' ')
+            {
+                yield return text[start..(i + 1)];
+                start = i + 2;
+            }
+        }
+
+        if (start < text.Length)
+        {
+            yield return text[start..];
+        }
+    }
 }
 
 /// <summary>Creates the tenants and ingests real SciFact documents through the public API, timing the big tenant's ingest.</summary>

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -9,10 +10,33 @@ namespace RagOrleans.Grains.Embeddings;
 public sealed record EmbeddingBatcherOptions
 {
     /// <summary>
-    /// Most texts taken into one model call. Bounds how long a newly arrived query waits behind document work:
-    /// 32 ~200-token chunks take about a second on two cores.
+    /// Most texts taken into one model call. 64 matches the model's best batch for query-sized texts; long texts are
+    /// bounded by <see cref="MaxCharactersPerRound"/> first.
     /// </summary>
-    public int MaxTextsPerRound { get; init; } = 32;
+    public int MaxTextsPerRound { get; init; } = 64;
+
+    /// <summary>
+    /// Most characters of text taken into one model call (a round always takes at least one text). Bounds how long a
+    /// newly arrived query waits behind document work: ~8 KB is about ten 200-token chunks, ~0.2 s on two cores.
+    /// Characters stand in for tokens because counting them is free on the caller's thread.
+    /// </summary>
+    public int MaxCharactersPerRound { get; init; } = 8192;
+
+    /// <summary>
+    /// Upper bound of the pause after a round of several texts during which the worker lets those texts' callers
+    /// submit their next ones, so closed-loop callers form one full batch again instead of a fragment plus the rest.
+    /// Also bounded by <see cref="RegroupShare"/> of the round's model time; zero disables it.
+    /// </summary>
+    public TimeSpan RegroupWait { get; init; } = TimeSpan.FromMilliseconds(1);
+
+    /// <summary>The regroup pause as a share of the last round's model time, so short rounds pause only briefly.</summary>
+    public double RegroupShare { get; init; } = 0.05;
+
+    /// <summary>
+    /// Runs a lone query on the caller's thread when the worker is idle and nothing is queued: no queue hop and no
+    /// thread switch, which is most of the batcher's cost for one short text. Concurrent queries still batch.
+    /// </summary>
+    public bool RunLoneQueriesInline { get; init; } = true;
 
     /// <summary>How many query embeddings to remember (0 disables the cache).</summary>
     public int QueryCacheCapacity { get; init; } = 1024;
@@ -21,7 +45,8 @@ public sealed record EmbeddingBatcherOptions
 /// <summary>
 /// Async front for an <see cref="IEmbeddingModel"/>: texts from concurrent callers are queued and embedded together
 /// by one dedicated worker thread, so the model sees full, length-sorted batches instead of many single texts.
-/// Queries are served before queued document work. Does not own the model.
+/// Queries are served before queued document work, and a lone query on an idle model runs on its caller's thread.
+/// Does not own the model.
 /// </summary>
 public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
 {
@@ -30,12 +55,24 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly EmbeddingCache? _queryCache;
     private readonly RagMetrics? _metrics;
-    private readonly Channel<Request> _queries = Channel.CreateUnbounded<Request>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly Channel<Request> _documents = Channel.CreateUnbounded<Request>(new UnboundedChannelOptions { SingleReader = true });
+    // Only the worker reads, but these are the general unbounded kind: their reader supports the TryPeek that Take
+    // uses to stop a round before a text that would overflow its character budget.
+    private readonly Channel<Request> _queries = Channel.CreateUnbounded<Request>();
+    private readonly Channel<Request> _documents = Channel.CreateUnbounded<Request>();
     private readonly CancellationTokenSource _stopping = new();
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    // Held by whoever runs the model (the worker or an inline query): one forward pass at a time already uses both
+    // intra-op threads, and two would only slow each other down.
+    private readonly Lock _modelGate = new();
+    private readonly long _regroupWaitTicks;
     private readonly Thread _worker;
     private int _disposed;
+    private volatile bool _idle;
+
+    // Requests in both channels; our own count because reading a channel's Count takes its lock, and the regroup
+    // pause polls it.
+    private int _queued;
 
     /// <summary>Starts the worker thread for <paramref name="model"/>.</summary>
     public EmbeddingBatcher(IEmbeddingModel model, EmbeddingBatcherOptions? options = null, ILogger<EmbeddingBatcher>? logger = null, RagMetrics? metrics = null)
@@ -44,7 +81,11 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         _model = model ?? throw new ArgumentNullException(nameof(model));
         _options = options ?? new EmbeddingBatcherOptions();
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxTextsPerRound, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxCharactersPerRound, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(_options.QueryCacheCapacity);
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.RegroupWait, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfNegative(_options.RegroupShare);
+        _regroupWaitTicks = (long)(_options.RegroupWait.TotalSeconds * Stopwatch.Frequency);
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _queryCache = _options.QueryCacheCapacity > 0 ? new EmbeddingCache(_options.QueryCacheCapacity) : null;
 
@@ -54,8 +95,52 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         _worker.Start();
     }
 
-    /// <summary>Embeds one text; completes when the batch it joined has run.</summary>
-    public ValueTask<float[]> EmbedAsync(string text, EmbeddingPurpose purpose, CancellationToken cancellationToken = default)
+    /// <summary>True while the worker waits for work with nothing queued (the state in which lone queries run inline).</summary>
+    internal bool IsIdle => _idle;
+
+    /// <summary>
+    /// Embeds one text; completes when the batch it joined has run. A lone query on an idle batcher runs on the calling
+    /// thread and returns a completed task.
+    /// </summary>
+    public ValueTask<float[]> EmbedAsync(string text, EmbeddingPurpose purpose, CancellationToken cancellationToken = default) =>
+        EmbedAsync(text, purpose, allowInline: true, cancellationToken);
+
+    /// <summary>Embeds several texts, returning vectors in the same order.</summary>
+    public async Task<float[][]> EmbedManyAsync(IReadOnlyList<string> texts, EmbeddingPurpose purpose, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(texts);
+
+        // Several texts always go through the queue: running the first inline would make the rest wait for it
+        // instead of joining one batch with it.
+        var allowInline = texts.Count == 1;
+        var pending = new Task<float[]>[texts.Count];
+        for (var i = 0; i < pending.Length; i++)
+        {
+            pending[i] = EmbedAsync(texts[i], purpose, allowInline, cancellationToken).AsTask();
+        }
+
+        return await Task.WhenAll(pending).ConfigureAwait(false);
+    }
+
+    /// <summary>Stops the worker after its current batch; queued work fails with <see cref="ObjectDisposedException"/>.</summary>
+    public void Dispose()
+    {
+        if (BeginStop())
+        {
+            _worker.Join();
+            WaitForInlineQuery();
+        }
+    }
+
+    /// <inheritdoc cref="Dispose"/>
+    public async ValueTask DisposeAsync()
+    {
+        BeginStop();
+        await _stopped.Task.ConfigureAwait(false);
+        WaitForInlineQuery();
+    }
+
+    private ValueTask<float[]> EmbedAsync(string text, EmbeddingPurpose purpose, bool allowInline, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(text);
         if (cancellationToken.IsCancellationRequested)
@@ -68,36 +153,53 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
             return ValueTask.FromResult(cached);
         }
 
+        if (allowInline && purpose == EmbeddingPurpose.Query && _options.RunLoneQueriesInline && TryRunInline(text, out var inline))
+        {
+            return inline;
+        }
+
         return new ValueTask<float[]>(Enqueue(text, purpose, cancellationToken));
     }
 
-    /// <summary>Embeds several texts, returning vectors in the same order.</summary>
-    public async Task<float[][]> EmbedManyAsync(IReadOnlyList<string> texts, EmbeddingPurpose purpose, CancellationToken cancellationToken = default)
+    private bool TryRunInline(string text, out ValueTask<float[]> result)
     {
-        ArgumentNullException.ThrowIfNull(texts);
-        var pending = new Task<float[]>[texts.Count];
-        for (var i = 0; i < pending.Length; i++)
+        result = default;
+
+        // Only when the worker sleeps on empty queues: under load, queries must batch (and queued ones go first).
+        if (!_idle || Volatile.Read(ref _queued) != 0 || !_modelGate.TryEnter())
         {
-            pending[i] = EmbedAsync(texts[i], purpose, cancellationToken).AsTask();
+            return false;
         }
 
-        return await Task.WhenAll(pending).ConfigureAwait(false);
-    }
-
-    /// <summary>Stops the worker after its current batch; queued work fails with <see cref="ObjectDisposedException"/>.</summary>
-    public void Dispose()
-    {
-        if (BeginStop())
+        try
         {
-            _worker.Join();
-        }
-    }
+            // Checked under the gate: disposal sets the flag and later passes through the gate, so once disposal
+            // returns no inline call can still be running on (or start on) a model its owner may then dispose.
+            if (Volatile.Read(ref _disposed) != 0)
+            {
+                result = ValueTask.FromException<float[]>(new ObjectDisposedException(nameof(EmbeddingBatcher)));
+                return true;
+            }
 
-    /// <inheritdoc cref="Dispose"/>
-    public async ValueTask DisposeAsync()
-    {
-        BeginStop();
-        await _stopped.Task.ConfigureAwait(false);
+            var started = Stopwatch.GetTimestamp();
+            var vector = _model.Embed([text], EmbeddingPurpose.Query)[0];
+            _metrics?.EmbeddingBatch("query", 1, RagMetrics.Since(started));
+            _queryCache?.Add(EmbeddingPurpose.Query, text, vector);
+            result = ValueTask.FromResult(vector);
+        }
+#pragma warning disable CA1031 // Returned to the caller as a faulted task, like a failure inside a batch.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            _logger.LogError(e, "Embedding a query inline failed");
+            result = ValueTask.FromException<float[]>(e);
+        }
+        finally
+        {
+            _modelGate.Exit();
+        }
+
+        return true;
     }
 
     private bool BeginStop()
@@ -111,6 +213,13 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         _documents.Writer.TryComplete();
         _stopping.Cancel();
         return true;
+    }
+
+    // Called once the worker has stopped, so only an inline query (a few milliseconds) can still hold the gate.
+    private void WaitForInlineQuery()
+    {
+        _modelGate.Enter();
+        _modelGate.Exit();
     }
 
     private Task<float[]> Enqueue(string text, EmbeddingPurpose purpose, CancellationToken cancellationToken)
@@ -129,8 +238,10 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         }
 
         var channel = purpose == EmbeddingPurpose.Query ? _queries : _documents;
+        Interlocked.Increment(ref _queued);
         if (!channel.Writer.TryWrite(request))
         {
+            Interlocked.Decrement(ref _queued);
             request.Registration.Dispose();
             request.TrySetException(new ObjectDisposedException(nameof(EmbeddingBatcher)));
         }
@@ -141,25 +252,34 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     private void WorkerLoop()
     {
         var round = new List<Request>(_options.MaxTextsPerRound);
+        var lastRound = 0;
+        long lastRoundTicks = 0;
         try
         {
             while (!_stopping.IsCancellationRequested)
             {
+                if (lastRound > 1)
+                {
+                    Regroup(lastRound, lastRoundTicks);
+                }
+
                 // Queries first: they have a user waiting, document ingestion does not.
+                var purpose = EmbeddingPurpose.Query;
                 Take(_queries.Reader, round);
+                if (round.Count == 0)
+                {
+                    purpose = EmbeddingPurpose.Document;
+                    Take(_documents.Reader, round);
+                }
+
                 if (round.Count > 0)
                 {
-                    Run(round, EmbeddingPurpose.Query);
+                    lastRound = round.Count;
+                    lastRoundTicks = Run(round, purpose);
                     continue;
                 }
 
-                Take(_documents.Reader, round);
-                if (round.Count > 0)
-                {
-                    Run(round, EmbeddingPurpose.Document);
-                    continue;
-                }
-
+                lastRound = 0;
                 if (!WaitForWork())
                 {
                     break;
@@ -178,6 +298,32 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// After a round of several texts, gives its callers a moment to submit their next texts. Without it the worker
+    /// wakes on the first resubmission and runs a fragment of one or two texts while the rest wait a whole model call;
+    /// closed-loop callers then alternate between a fragment and the remainder.
+    /// </summary>
+    private void Regroup(int expected, long roundTicks)
+    {
+        var budget = Math.Min(_regroupWaitTicks, (long)(roundTicks * _options.RegroupShare));
+        if (budget <= 0)
+        {
+            return;
+        }
+
+        var deadline = Stopwatch.GetTimestamp() + budget;
+        var spinner = default(SpinWait);
+
+        // Spinning with yields, not sleeping: the pause is shorter than a sleep lasts, and a yield hands the core to
+        // the callers whose submissions it waits for.
+        while (Volatile.Read(ref _queued) < expected
+               && Stopwatch.GetTimestamp() < deadline
+               && !_stopping.IsCancellationRequested)
+        {
+            spinner.SpinOnce(sleep1Threshold: -1);
+        }
+    }
+
     private bool WaitForWork()
     {
         var queries = _queries.Reader.WaitToReadAsync(_stopping.Token).AsTask();
@@ -185,23 +331,46 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
 
         // Blocking is deliberate: this thread exists only to run the model. Both waits end when disposal completes
         // the channels, so no wait is left behind for long.
-        Task.WhenAny(queries, documents).GetAwaiter().GetResult();
+        _idle = true;
+        try
+        {
+            Task.WhenAny(queries, documents).GetAwaiter().GetResult();
+        }
+        finally
+        {
+            _idle = false;
+        }
+
         return !_stopping.IsCancellationRequested;
     }
 
     private void Take(ChannelReader<Request> reader, List<Request> round)
     {
         round.Clear();
-        while (round.Count < _options.MaxTextsPerRound && reader.TryRead(out var request))
+        var characters = 0;
+        while (round.Count < _options.MaxTextsPerRound && reader.TryPeek(out var request))
         {
-            if (!request.Task.IsCompleted)
+            if (request.Task.IsCompleted)
             {
-                round.Add(request);
+                reader.TryRead(out _);
+                Interlocked.Decrement(ref _queued);
+                continue;
             }
+
+            if (round.Count > 0 && characters + request.Text.Length > _options.MaxCharactersPerRound)
+            {
+                break;
+            }
+
+            reader.TryRead(out _);
+            Interlocked.Decrement(ref _queued);
+            round.Add(request);
+            characters += request.Text.Length;
         }
     }
 
-    private void Run(List<Request> round, EmbeddingPurpose purpose)
+    /// <returns>How long the model ran, in <see cref="Stopwatch"/> ticks.</returns>
+    private long Run(List<Request> round, EmbeddingPurpose purpose)
     {
         var texts = new string[round.Count];
         for (var i = 0; i < texts.Length; i++)
@@ -209,10 +378,17 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
             texts[i] = round[i].Text;
         }
 
+        long elapsed = 0;
         try
         {
-            var started = System.Diagnostics.Stopwatch.GetTimestamp();
-            var vectors = _model.Embed(texts, purpose);
+            float[][] vectors;
+            var started = Stopwatch.GetTimestamp();
+            using (_modelGate.EnterScope())
+            {
+                vectors = _model.Embed(texts, purpose);
+            }
+
+            elapsed = Stopwatch.GetTimestamp() - started;
             _metrics?.EmbeddingBatch(purpose == EmbeddingPurpose.Query ? "query" : "document", texts.Length, RagMetrics.Since(started));
             for (var i = 0; i < round.Count; i++)
             {
@@ -236,6 +412,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         }
 
         round.Clear();
+        return elapsed;
     }
 
     private static void FailQueued(ChannelReader<Request> reader)

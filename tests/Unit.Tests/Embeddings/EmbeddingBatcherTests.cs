@@ -127,6 +127,132 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
         await Assert.ThrowsAsync<ObjectDisposedException>(() => batcher.EmbedAsync("late", EmbeddingPurpose.Document).AsTask());
     }
 
+    [Fact]
+    public async Task A_lone_query_on_an_idle_batcher_runs_on_the_callers_thread()
+    {
+        var model = new RecordingModel();
+        await using var batcher = new EmbeddingBatcher(model);
+        Assert.True(SpinWait.SpinUntil(() => batcher.IsIdle, Timeout));
+
+        var pending = batcher.EmbedAsync("lone query", EmbeddingPurpose.Query);
+
+        Assert.True(pending.IsCompletedSuccessfully);
+        Assert.Equal(RecordingModel.VectorFor("lone query"), await pending);
+        Assert.Equal([Environment.CurrentManagedThreadId], model.Threads);
+    }
+
+    [Fact]
+    public async Task Inline_queries_can_be_switched_off()
+    {
+        var model = new RecordingModel();
+        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { RunLoneQueriesInline = false });
+        Assert.True(SpinWait.SpinUntil(() => batcher.IsIdle, Timeout));
+
+        await batcher.EmbedAsync("query", EmbeddingPurpose.Query).AsTask().WaitAsync(Timeout);
+
+        Assert.DoesNotContain(Environment.CurrentManagedThreadId, model.Threads);
+        Assert.Equal(["embedding-batcher"], model.ThreadNames);
+    }
+
+    [Fact]
+    public async Task Lone_documents_and_query_lists_go_through_the_worker()
+    {
+        var model = new RecordingModel();
+        await using var batcher = new EmbeddingBatcher(model);
+        Assert.True(SpinWait.SpinUntil(() => batcher.IsIdle, Timeout));
+
+        await batcher.EmbedAsync("document", EmbeddingPurpose.Document).AsTask().WaitAsync(Timeout);
+        Assert.True(SpinWait.SpinUntil(() => batcher.IsIdle, Timeout));
+        var vectors = await batcher.EmbedManyAsync(["q1", "q2", "q3"], EmbeddingPurpose.Query).WaitAsync(Timeout);
+
+        Assert.Equal(3, vectors.Length);
+        Assert.All(vectors, v => Assert.Equal(RecordingModel.VectorFor("q1"), v));
+        Assert.All(model.ThreadNames, name => Assert.Equal("embedding-batcher", name));
+    }
+
+    [Fact]
+    public async Task Queries_arriving_while_the_model_runs_are_batched_together()
+    {
+        var model = new GatedModel();
+        await using var batcher = new EmbeddingBatcher(model);
+
+        var blocker = batcher.EmbedAsync("blocker", EmbeddingPurpose.Document).AsTask();
+        await model.Entered.Task.WaitAsync(Timeout);
+        var first = batcher.EmbedAsync("first", EmbeddingPurpose.Query);
+        var second = batcher.EmbedAsync("second", EmbeddingPurpose.Query);
+        Assert.False(first.IsCompleted);
+        Assert.False(second.IsCompleted);
+        model.Release.SetResult();
+
+        Assert.Equal(GatedModel.VectorFor("first"), await first.AsTask().WaitAsync(Timeout));
+        Assert.Equal(GatedModel.VectorFor("second"), await second.AsTask().WaitAsync(Timeout));
+        await blocker.WaitAsync(Timeout);
+        Assert.Equal([["blocker"], ["first", "second"]], model.Batches);
+    }
+
+    [Fact]
+    public async Task Rounds_stop_at_the_character_budget_but_always_take_one_text()
+    {
+        var model = new GatedModel();
+        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { MaxCharactersPerRound = 8 });
+
+        var blocker = batcher.EmbedAsync("blocker", EmbeddingPurpose.Document).AsTask();
+        await model.Entered.Task.WaitAsync(Timeout);
+        string[] queued = ["aaaa", "bbbb", "cccc", "a text longer than the budget", "dd"];
+        var pending = queued.Select(t => batcher.EmbedAsync(t, EmbeddingPurpose.Document).AsTask()).ToArray();
+        model.Release.SetResult();
+        await Task.WhenAll(pending.Append(blocker)).WaitAsync(Timeout);
+
+        Assert.Equal([["blocker"], ["aaaa", "bbbb"], ["cccc"], ["a text longer than the budget"], ["dd"]], model.Batches);
+    }
+
+    [Fact]
+    public async Task Closed_loop_callers_regroup_into_full_batches()
+    {
+        const int Callers = 4;
+        const int Iterations = 3;
+        var model = new GatedModel();
+
+        // A long pause budget so the test does not depend on how fast the callers come back.
+        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { RegroupWait = Timeout, RegroupShare = 1e9 });
+        var blocker = batcher.EmbedAsync("blocker", EmbeddingPurpose.Document).AsTask();
+        await model.Entered.Task.WaitAsync(Timeout);
+
+        // Each loop's first call runs synchronously, so all four are queued behind the blocker before the release.
+        var loops = Enumerable.Range(0, Callers).Select(Loop).ToArray();
+        model.Release.SetResult();
+        await Task.WhenAll(loops.Append(blocker)).WaitAsync(Timeout);
+
+        Assert.Equal([1, Callers, Callers, Callers], model.Batches.Select(b => b.Length));
+
+        async Task Loop(int caller)
+        {
+            for (var i = 0; i < Iterations; i++)
+            {
+                await batcher.EmbedAsync($"caller {caller} text {i}", EmbeddingPurpose.Document);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Model_failures_reach_an_inline_query()
+    {
+        await using var batcher = new EmbeddingBatcher(new FailingModel());
+        Assert.True(SpinWait.SpinUntil(() => batcher.IsIdle, Timeout));
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => batcher.EmbedAsync("x", EmbeddingPurpose.Query).AsTask().WaitAsync(Timeout));
+        Assert.Equal("boom", error.Message);
+    }
+
+    [Fact]
+    public async Task A_disposed_batcher_refuses_queries()
+    {
+        var batcher = new EmbeddingBatcher(new RecordingModel());
+        await batcher.DisposeAsync();
+
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => batcher.EmbedAsync("late", EmbeddingPurpose.Query).AsTask());
+    }
+
     private sealed class CountingModel(IEmbeddingModel inner) : IEmbeddingModel
     {
         private int _calls;
@@ -155,6 +281,8 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
 
         public List<string> Seen { get; } = [];
 
+        public List<string[]> Batches { get; } = [];
+
         public EmbeddingModelDescriptor Descriptor => EmbeddingModelDescriptor.MiniLmL6V2;
 
         public ITokenCounter Tokenizer => throw new NotSupportedException();
@@ -166,10 +294,38 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
             lock (_lock)
             {
                 Seen.AddRange(texts);
+                Batches.Add([.. texts]);
             }
 
             Entered.TrySetResult();
             Release.Task.Wait(Timeout);
+            return texts.Select(VectorFor).ToArray();
+        }
+    }
+
+    // Returns at once and records which thread ran each call.
+    private sealed class RecordingModel : IEmbeddingModel
+    {
+        private readonly Lock _lock = new();
+
+        public List<int> Threads { get; } = [];
+
+        public List<string?> ThreadNames { get; } = [];
+
+        public EmbeddingModelDescriptor Descriptor => EmbeddingModelDescriptor.MiniLmL6V2;
+
+        public ITokenCounter Tokenizer => throw new NotSupportedException();
+
+        public static float[] VectorFor(string text) => [text.Length, 1];
+
+        public float[][] Embed(IReadOnlyList<string> texts, EmbeddingPurpose purpose)
+        {
+            lock (_lock)
+            {
+                Threads.Add(Environment.CurrentManagedThreadId);
+                ThreadNames.Add(Thread.CurrentThread.Name);
+            }
+
             return texts.Select(VectorFor).ToArray();
         }
     }
