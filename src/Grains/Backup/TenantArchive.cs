@@ -335,9 +335,11 @@ public sealed class PeekableStream(Stream inner) : Stream
 
 /// <summary>
 /// Reads at most <paramref name="limit"/> bytes from an archive entry, hashing them: a lying size in the zip
-/// header (a decompression bomb) fails at the limit instead of filling memory or disk.
+/// header (a decompression bomb) fails at the limit instead of filling memory or disk. Unlike the upload path's
+/// <see cref="HashingReadStream"/> (413 for an oversized upload), passing the limit means a damaged or hostile
+/// archive, so it fails with <see cref="InvalidDataException"/> (400).
 /// </summary>
-public sealed class BoundedHashingStream(Stream inner, long limit, string entryName) : Stream
+public sealed class BoundedHashingStream(Stream inner, long limit, string entryName) : ReadOnlyStream
 {
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
 
@@ -361,9 +363,6 @@ public sealed class BoundedHashingStream(Stream inner, long limit, string entryN
         return Count(buffer.Span[..n]);
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
     private int Count(ReadOnlySpan<byte> read)
     {
         BytesRead += read.Length;
@@ -375,16 +374,6 @@ public sealed class BoundedHashingStream(Stream inner, long limit, string entryN
         _hash.AppendData(read);
         return read.Length;
     }
-
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
