@@ -109,6 +109,11 @@ internal static class ScaleRun
             }
 
             var coldTargets = targets.Where((_, i) => !sampleTenants.Contains(i)).ToArray();
+            if (coldTargets.Length == 0)
+            {
+                throw new InvalidOperationException("Every tenant was woken by the searchable check: use more tenants.");
+            }
+
             cold = await TouchAsync(service, coldTargets, cachedQueries, "hybrid, first touch of a cold tenant", options.Clients);
             var rssCold = service.RssMb();
             warm = await TouchAsync(service, coldTargets, cachedQueries, "hybrid, same requests again (warm)", options.Clients);
@@ -179,19 +184,25 @@ internal static class ScaleRun
         var buildMs = new double[scenario.Tenants];
         var importMs = new double[scenario.Tenants];
         long bytes = 0, documents = 0;
+        // The big tenant: 40 samples. Many tenants: one sample in each of up to 40 tenants (a tenth at most, so the
+        // rest stay untouched for the cold first-touch measurement).
         var samplesPerTenant = scenario.Tenants == 1 ? SamplesTotal : 1;
-        var sampleEvery = Math.Max(1, scenario.Tenants / SamplesTotal);
+        var sampleTenants = scenario.Tenants == 1 ? 1 : Math.Clamp(scenario.Tenants / 10, 1, SamplesTotal);
+        var sampleEvery = Math.Max(1, scenario.Tenants / sampleTenants);
         var now = DateTimeOffset.UtcNow;
         var wall = Stopwatch.StartNew();
         var next = -1;
         var done = 0;
         Console.WriteLine($"bulk load: {scenario.Tenants:N0} tenant(s) x {scenario.Chunks:N0} chunks ({ScaleArchive.ChunksPerDocument} chunks per document)");
-        await Task.WhenAll(Enumerable.Range(0, Math.Min(2, scenario.Tenants)).Select(_ => Task.Run(async () =>
+
+        // Two builders (CPU: the HNSW graph) feed two importers (mostly the service's disk writes), so both overlap.
+        var built = System.Threading.Channels.Channel.CreateBounded<(int Tenant, NewApiKey Key, BuiltArchive Archive)>(4);
+        var builders = Task.WhenAll(Enumerable.Range(0, Math.Min(2, scenario.Tenants)).Select(_ => Task.Run(async () =>
         {
             int t;
             while ((t = Interlocked.Increment(ref next)) < scenario.Tenants)
             {
-                var tenantId = scenario.Tenants == 1 ? "scale-big" : $"scale-t{t:D4}";
+                var tenantId = TenantId(scenario, t);
                 var start = HeldApart + (scenario.Tenants == 1 ? 0 : (int)((long)t * 7919 % (baseRows - scenario.Chunks + 1)));
                 var chunks = new ScaleChunk[scenario.Chunks];
                 for (var i = 0; i < chunks.Length; i++)
@@ -201,24 +212,51 @@ internal static class ScaleRun
 
                 var key = ApiKeySecrets.Create(tenantId);
                 var watch = Stopwatch.StartNew();
-                var built = ScaleArchive.Write(Path.Combine(archives, tenantId + ".zip"), tenantId, t, key, chunks,
-                    t % sampleEvery == 0 ? samplesPerTenant : 0, now);
+                var archive = ScaleArchive.Write(Path.Combine(archives, tenantId + ".zip"), tenantId, t, key, chunks,
+                    t % sampleEvery == 0 && t / sampleEvery < sampleTenants ? samplesPerTenant : 0, now);
                 buildMs[t] = watch.Elapsed.TotalMilliseconds;
-                watch.Restart();
-                await ImportAsync(service, built.Path);
+                await built.Writer.WriteAsync((t, key, archive));
+            }
+        })));
+        var importers = Task.WhenAll(Enumerable.Range(0, 2).Select(_ => Task.Run(async () =>
+        {
+            await foreach (var (t, key, archive) in built.Reader.ReadAllAsync())
+            {
+                var watch = Stopwatch.StartNew();
+                try
+                {
+                    await ImportAsync(service, archive.Path);
+                }
+                catch (Exception e)
+                {
+                    // Stops the builders too (their next write fails) instead of leaving them blocked on a full channel.
+                    built.Writer.TryComplete(e);
+                    throw;
+                }
+
                 importMs[t] = watch.Elapsed.TotalMilliseconds;
-                File.Delete(built.Path);
-                targets[t] = new TenantTarget(tenantId, key.Key, ScaleArchive.Collection, built.Chunks);
-                samples[t] = [.. built.Samples];
-                Interlocked.Add(ref bytes, built.Bytes);
-                Interlocked.Add(ref documents, built.Documents);
+                File.Delete(archive.Path);
+                targets[t] = new TenantTarget(TenantId(scenario, t), key.Key, ScaleArchive.Collection, archive.Chunks);
+                samples[t] = [.. archive.Samples];
+                Interlocked.Add(ref bytes, archive.Bytes);
+                Interlocked.Add(ref documents, archive.Documents);
                 var n = Interlocked.Increment(ref done);
                 if (scenario.Tenants == 1 || n % 50 == 0 || n == scenario.Tenants)
                 {
-                    Console.WriteLine($"  {n}/{scenario.Tenants} imported ({wall.Elapsed.TotalSeconds:F0} s; last: build {buildMs[t]:F0} ms, {built.Bytes / 1e6:F1} MB archive, import {importMs[t]:F0} ms)");
+                    Console.WriteLine($"  {n}/{scenario.Tenants} imported ({wall.Elapsed.TotalSeconds:F0} s; last: build {buildMs[t]:F0} ms, {archive.Bytes / 1e6:F1} MB archive, import {importMs[t]:F0} ms)");
                 }
             }
         })));
+        try
+        {
+            await builders;
+        }
+        finally
+        {
+            built.Writer.TryComplete();
+        }
+
+        await importers;
         Directory.Delete(archives, recursive: true);
         var sorted = importMs.Order().ToList();
         var chunksTotal = (long)scenario.Tenants * scenario.Chunks;
@@ -229,6 +267,8 @@ internal static class ScaleRun
         await service.StopAsync();
         return new ScaleState(scenario, targets, samples.SelectMany(s => s).ToArray(), setup);
     }
+
+    private static string TenantId(ScaleScenario scenario, int t) => scenario.Tenants == 1 ? "scale-big" : $"scale-t{t:D4}";
 
     private static async Task ImportAsync(Service service, string archive)
     {
