@@ -32,13 +32,16 @@ internal sealed record ScaleSetup(
 /// <summary>Latency of one pass of single requests (first touches of cold tenants, or the same requests again warm).</summary>
 internal sealed record TouchResult(string Name, int Requests, int Errors, double Seconds, double P50Ms, double P90Ms, double P99Ms, double MaxMs, string? FirstError);
 
+/// <summary>The shards' own snapshot-load time at activation (as the prewarm endpoint reports it), over all tenants.</summary>
+internal sealed record ShardLoadResult(int Shards, double P50Ms, double P90Ms, double P99Ms, double MaxMs);
+
 /// <summary>The searchable check: sampled chunks searched by their own text.</summary>
 internal sealed record VerifyResult(int Samples, int VectorTop1, int VectorTop10, int KeywordTop10);
 
 internal sealed record ScaleReport(
     string Benchmark, ScaleScenario Scenario, LoadOptions Options, string DataDir, ScaleSetup Setup, double ServiceStartSeconds,
-    double RssIdleMb, double? ColdPrewarmMs, double? ColdShardLoadMs, VerifyResult Verify, TouchResult? ColdTouch, TouchResult? WarmTouch,
-    double PrewarmAllMs, double RssAllActiveMb, IReadOnlyList<PhaseResult> Phases, double RssEndMb, double PeakRssMb, RunInfo Run);
+    double RssIdleMb, double? ColdPrewarmMs, double? ColdShardLoadMs, VerifyResult Verify, IReadOnlyList<TouchResult> Touches,
+    ShardLoadResult? ShardLoads, double PrewarmAllMs, double RssAllActiveMb, IReadOnlyList<PhaseResult> Phases, double RssEndMb, double PeakRssMb, RunInfo Run);
 
 /// <summary>
 /// The full-size runs: bulk-load (build archives in process, import them over HTTP into the real frontend), restart the
@@ -93,7 +96,7 @@ internal static class ScaleRun
 
         var verify = await VerifyAsync(service, targets, state.Samples);
         var cachedQueries = claims.Take(200).ToArray();
-        TouchResult? cold = null, warm = null;
+        var touches = new List<TouchResult>();
         if (targets.Length > 1)
         {
             // The query embeddings are made cached first (on a tenant the check already woke), so first touches
@@ -114,19 +117,30 @@ internal static class ScaleRun
                 throw new InvalidOperationException("Every tenant was woken by the searchable check: use more tenants.");
             }
 
-            cold = await TouchAsync(service, coldTargets, cachedQueries, "hybrid, first touch of a cold tenant", options.Clients);
+            // Half the cold tenants one at a time (the latency of being cold alone), half with 8 clients (under
+            // concurrency); then the same requests again, now warm, the same way.
+            var alone = coldTargets[..(coldTargets.Length / 2)];
+            var together = coldTargets[(coldTargets.Length / 2)..];
+            touches.Add(await TouchAsync(service, alone, cachedQueries, "cold first touch, 1 client", 1));
+            touches.Add(await TouchAsync(service, together, cachedQueries, $"cold first touch, {options.Clients} clients", options.Clients));
             var rssCold = service.RssMb();
-            warm = await TouchAsync(service, coldTargets, cachedQueries, "hybrid, same requests again (warm)", options.Clients);
+            touches.Add(await TouchAsync(service, alone, cachedQueries, "warm, same requests, 1 client", 1));
+            touches.Add(await TouchAsync(service, together, cachedQueries, $"warm, same requests, {options.Clients} clients", options.Clients));
             Console.WriteLine($"RSS after touching {coldTargets.Length} tenants: {rssCold:F0} MB");
         }
 
+        // Every shard is active by now; each reports how long its activation spent loading its snapshot.
         var prewarmWatch = Stopwatch.StartNew();
+        var loads = new List<double>(targets.Length);
         foreach (var t in targets)
         {
-            await PrewarmOneAsync(service, t);
+            loads.Add((await PrewarmOneAsync(service, t)).LoadMs);
         }
 
         var prewarmAll = prewarmWatch.Elapsed.TotalMilliseconds;
+        loads.Sort();
+        var shardLoads = new ShardLoadResult(loads.Count, Stats.Percentile(loads, 50), Stats.Percentile(loads, 90), Stats.Percentile(loads, 99), loads[^1]);
+        Console.WriteLine($"shard snapshot load at activation (inside the silo), {loads.Count} shard(s): p50 {shardLoads.P50Ms:F1} ms  p90 {shardLoads.P90Ms:F1}  p99 {shardLoads.P99Ms:F1}  max {shardLoads.MaxMs:F1}");
         await Task.Delay(1000);
         var rssActive = service.RssMb();
         Console.WriteLine($"prewarm of all {targets.Length} tenant(s) (already active): {prewarmAll:F0} ms; RSS with every shard active {rssActive:F0} MB");
@@ -152,8 +166,8 @@ internal static class ScaleRun
 
         var rssEnd = service.RssMb();
         var peak = service.PeakRssMb();
-        var report = new ScaleReport("load-scale", scenario, options, dataDir, state.Setup, startSeconds, rssIdle, coldPrewarm, coldLoad, verify, cold, warm,
-            prewarmAll, rssActive, phases, rssEnd, peak, run.Finish());
+        var report = new ScaleReport("load-scale", scenario, options, dataDir, state.Setup, startSeconds, rssIdle, coldPrewarm, coldLoad, verify, touches,
+            shardLoads, prewarmAll, rssActive, phases, rssEnd, peak, run.Finish());
         Console.WriteLine($"RSS at end {rssEnd:F0} MB, peak {peak:F0} MB; load average at end {string.Join(' ', report.Run.LoadAverageAtEnd)}");
         if (json is not null)
         {
@@ -161,7 +175,7 @@ internal static class ScaleRun
         }
 
         await service.StopAsync();
-        return phases.Any(p => p.Errors > 0) || (cold?.Errors ?? 0) > 0 ? 1 : 0;
+        return phases.Any(p => p.Errors > 0) || touches.Any(t => t.Errors > 0) ? 1 : 0;
     }
 
     /// <summary>Builds each tenant's archive (2 workers) and imports it over HTTP as soon as it is built; archives are deleted once imported.</summary>
