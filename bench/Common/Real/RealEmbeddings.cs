@@ -59,7 +59,7 @@ internal static class RealEmbeddings
             {
                 throw new InvalidOperationException(
                     $"{path} holds {vectors.Count:N0} of the {needed:N0} vectors needed. Create it with bench/Ann (it embeds and caches them, " +
-                    $"about an hour for 101,000 on two cores): dotnet <Ann build>/RagOrleans.Bench.Ann.dll real --sizes {needed - 1000} --queries 1000");
+                    $"about an hour for 101,000 on two cores): dotnet <Ann build>/RagOrleans.Bench.Ann.dll real {needed - 1000} --queries 1000 --embed-only 1");
             }
 
             EmbedMissing(path, fingerprint, descriptor, texts, vectors, needed);
