@@ -252,34 +252,40 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     private void WorkerLoop()
     {
         var round = new List<Request>(_options.MaxTextsPerRound);
-        var lastRound = 0;
+        var regroupTarget = 0;
         long lastRoundTicks = 0;
         try
         {
             while (!_stopping.IsCancellationRequested)
             {
-                if (lastRound > 1)
+                if (regroupTarget > 1)
                 {
-                    Regroup(lastRound, lastRoundTicks);
+                    Regroup(regroupTarget, lastRoundTicks);
                 }
 
                 // Queries first: they have a user waiting, document ingestion does not.
                 var purpose = EmbeddingPurpose.Query;
-                Take(_queries.Reader, round);
+                var cutByBudget = Take(_queries.Reader, round);
                 if (round.Count == 0)
                 {
                     purpose = EmbeddingPurpose.Document;
-                    Take(_documents.Reader, round);
+                    cutByBudget = Take(_documents.Reader, round);
                 }
 
                 if (round.Count > 0)
                 {
-                    lastRound = round.Count;
-                    lastRoundTicks = Run(round, purpose);
+                    var size = round.Count;
+                    (lastRoundTicks, var arrivedMeanwhile) = Run(round, purpose);
+
+                    // The next round can hold this round's callers plus whoever queued while the model ran (closed-
+                    // loop callers that just missed this round): waiting only for this round's size would keep the
+                    // latecomers a fragment apart forever (56-58 of 64 callers per call). A round cut by the
+                    // character budget leaves texts queued anyway, so its next round needs no pause.
+                    regroupTarget = cutByBudget ? 0 : Math.Min(_options.MaxTextsPerRound, size + arrivedMeanwhile);
                     continue;
                 }
 
-                lastRound = 0;
+                regroupTarget = 0;
                 if (!WaitForWork())
                 {
                     break;
@@ -344,7 +350,8 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         return !_stopping.IsCancellationRequested;
     }
 
-    private void Take(ChannelReader<Request> reader, List<Request> round)
+    /// <returns>True when the round stopped at the character budget with texts still queued.</returns>
+    private bool Take(ChannelReader<Request> reader, List<Request> round)
     {
         round.Clear();
         var characters = 0;
@@ -359,7 +366,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
 
             if (round.Count > 0 && characters + request.Text.Length > _options.MaxCharactersPerRound)
             {
-                break;
+                return true;
             }
 
             reader.TryRead(out _);
@@ -367,10 +374,15 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
             round.Add(request);
             characters += request.Text.Length;
         }
+
+        return false;
     }
 
-    /// <returns>How long the model ran, in <see cref="Stopwatch"/> ticks.</returns>
-    private long Run(List<Request> round, EmbeddingPurpose purpose)
+    /// <returns>
+    /// How long the model ran, in <see cref="Stopwatch"/> ticks, and how many texts were queued when it finished,
+    /// before this round's callers were released.
+    /// </returns>
+    private (long Ticks, int QueuedAfter) Run(List<Request> round, EmbeddingPurpose purpose)
     {
         var texts = new string[round.Count];
         for (var i = 0; i < texts.Length; i++)
@@ -379,6 +391,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         }
 
         long elapsed = 0;
+        var queuedAfter = 0;
         try
         {
             float[][] vectors;
@@ -389,6 +402,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
             }
 
             elapsed = Stopwatch.GetTimestamp() - started;
+            queuedAfter = Volatile.Read(ref _queued);
             _metrics?.EmbeddingBatch(purpose == EmbeddingPurpose.Query ? "query" : "document", texts.Length, RagMetrics.Since(started));
             for (var i = 0; i < round.Count; i++)
             {
@@ -412,7 +426,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         }
 
         round.Clear();
-        return elapsed;
+        return (elapsed, queuedAfter);
     }
 
     private static void FailQueued(ChannelReader<Request> reader)
