@@ -6,40 +6,52 @@ using RagOrleans.Grains.Telemetry;
 
 namespace RagOrleans.Grains.Embeddings;
 
-/// <summary>Configuration of <see cref="EmbeddingBatcher"/>.</summary>
+/// <summary>Configuration of <see cref="EmbeddingBatcher"/>, bound from <c>Rag:Embedding:Batcher</c>.</summary>
 public sealed record EmbeddingBatcherOptions
 {
+    /// <summary>The configuration section.</summary>
+    public const string Section = "Rag:Embedding:Batcher";
+
     /// <summary>
     /// Most texts taken into one model call. 64 matches the model's best batch for query-sized texts; long texts are
     /// bounded by <see cref="MaxCharactersPerRound"/> first.
     /// </summary>
-    public int MaxTextsPerRound { get; init; } = 64;
+    public int MaxTextsPerRound { get; set; } = 64;
 
     /// <summary>
     /// Most characters of text taken into one model call (a round always takes at least one text). Bounds how long a
     /// newly arrived query waits behind document work: ~8 KB is about ten 200-token chunks, ~0.2 s on two cores.
     /// Characters stand in for tokens because counting them is free on the caller's thread.
     /// </summary>
-    public int MaxCharactersPerRound { get; init; } = 8192;
+    public int MaxCharactersPerRound { get; set; } = 8192;
 
     /// <summary>
     /// Upper bound of the pause after a round of several texts during which the worker lets those texts' callers
     /// submit their next ones, so closed-loop callers form one full batch again instead of a fragment plus the rest.
     /// Also bounded by <see cref="RegroupShare"/> of the round's model time; zero disables it.
     /// </summary>
-    public TimeSpan RegroupWait { get; init; } = TimeSpan.FromMilliseconds(1);
+    public TimeSpan RegroupWait { get; set; } = TimeSpan.FromMilliseconds(1);
+
+    /// <summary>
+    /// Upper bound of the regroup pause after a round of several queries, not scaled by the round's time. Queries come
+    /// back through HTTP and the search itself (a few milliseconds), far longer than document callers take to
+    /// resubmit, so the share-scaled pause never catches them and concurrent users' queries stay one or two per model
+    /// call. A lone user is unaffected: a round of one query with nothing queued meanwhile does not pause, and its next
+    /// query still runs inline. Zero uses <see cref="RegroupWait"/> for queries too.
+    /// </summary>
+    public TimeSpan QueryRegroupWait { get; set; } = TimeSpan.Zero;
 
     /// <summary>The regroup pause as a share of the last round's model time, so short rounds pause only briefly.</summary>
-    public double RegroupShare { get; init; } = 0.05;
+    public double RegroupShare { get; set; } = 0.05;
 
     /// <summary>
     /// Runs a lone query on the caller's thread when the worker is idle and nothing is queued: no queue hop and no
     /// thread switch, which is most of the batcher's cost for one short text. Concurrent queries still batch.
     /// </summary>
-    public bool RunLoneQueriesInline { get; init; } = true;
+    public bool RunLoneQueriesInline { get; set; } = true;
 
     /// <summary>How many query embeddings to remember (0 disables the cache).</summary>
-    public int QueryCacheCapacity { get; init; } = 1024;
+    public int QueryCacheCapacity { get; set; } = 1024;
 }
 
 /// <summary>
@@ -74,6 +86,11 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     // pause polls it.
     private int _queued;
 
+    // Set by callers while the worker blocks in AwaitQueries, so it wakes for each arrival instead of polling.
+    private readonly ManualResetEventSlim _arrived = new(false, spinCount: 0);
+    private readonly long _queryRegroupWaitTicks;
+    private bool _awaitingQueries;
+
     /// <summary>Starts the worker thread for <paramref name="model"/>.</summary>
     public EmbeddingBatcher(IEmbeddingModel model, EmbeddingBatcherOptions? options = null, ILogger<EmbeddingBatcher>? logger = null, RagMetrics? metrics = null)
     {
@@ -85,7 +102,9 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(_options.QueryCacheCapacity);
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.RegroupWait, TimeSpan.Zero);
         ArgumentOutOfRangeException.ThrowIfNegative(_options.RegroupShare);
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.QueryRegroupWait, TimeSpan.Zero);
         _regroupWaitTicks = (long)(_options.RegroupWait.TotalSeconds * Stopwatch.Frequency);
+        _queryRegroupWaitTicks = (long)(_options.QueryRegroupWait.TotalSeconds * Stopwatch.Frequency);
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _queryCache = _options.QueryCacheCapacity > 0 ? new EmbeddingCache(_options.QueryCacheCapacity) : null;
 
@@ -245,6 +264,10 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
             request.Registration.Dispose();
             request.TrySetException(new ObjectDisposedException(nameof(EmbeddingBatcher)));
         }
+        else if (Volatile.Read(ref _awaitingQueries))
+        {
+            _arrived.Set();
+        }
 
         return request.Task;
     }
@@ -254,13 +277,21 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         var round = new List<Request>(_options.MaxTextsPerRound);
         var regroupTarget = 0;
         long lastRoundTicks = 0;
+        var lastPurpose = EmbeddingPurpose.Document;
         try
         {
             while (!_stopping.IsCancellationRequested)
             {
                 if (regroupTarget > 1)
                 {
-                    Regroup(regroupTarget, lastRoundTicks);
+                    if (lastPurpose == EmbeddingPurpose.Query && _queryRegroupWaitTicks > 0)
+                    {
+                        AwaitQueries(regroupTarget);
+                    }
+                    else
+                    {
+                        Regroup(regroupTarget, lastRoundTicks);
+                    }
                 }
 
                 // Queries first: they have a user waiting, document ingestion does not.
@@ -275,6 +306,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
                 if (round.Count > 0)
                 {
                     var size = round.Count;
+                    lastPurpose = purpose;
                     (lastRoundTicks, var arrivedMeanwhile) = Run(round, purpose);
 
                     // The next round can hold this round's callers plus whoever queued while the model ran (closed-
@@ -327,6 +359,39 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
                && !_stopping.IsCancellationRequested)
         {
             spinner.SpinOnce(sleep1Threshold: -1);
+        }
+    }
+
+    /// <summary>
+    /// The query form of <see cref="Regroup"/>: blocks (instead of spinning) for up to
+    /// <see cref="EmbeddingBatcherOptions.QueryRegroupWait"/>, because queries take milliseconds to come back and a
+    /// spinning worker would take CPU from the very requests it waits for. Ends early once <paramref name="expected"/>
+    /// queries are queued, or documents are (they must not wait on a pause meant for queries).
+    /// </summary>
+    private void AwaitQueries(int expected)
+    {
+        var deadline = Stopwatch.GetTimestamp() + _queryRegroupWaitTicks;
+        Volatile.Write(ref _awaitingQueries, true);
+        try
+        {
+            while (!_stopping.IsCancellationRequested)
+            {
+                _arrived.Reset();
+                if (_queries.Reader.Count >= expected || _documents.Reader.Count > 0)
+                {
+                    return;
+                }
+
+                var remaining = deadline - Stopwatch.GetTimestamp();
+                if (remaining <= 0 || !_arrived.Wait(TimeSpan.FromSeconds((double)remaining / Stopwatch.Frequency)))
+                {
+                    return;
+                }
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _awaitingQueries, false);
         }
     }
 

@@ -269,6 +269,41 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
     }
 
     [Fact]
+    public async Task Queries_that_come_back_after_their_search_work_meet_the_query_that_waited()
+    {
+        var model = new SteppedModel(gatedCalls: 1);
+        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { QueryRegroupWait = LongRegroup });
+        var first = batcher.EmbedManyAsync(["a0", "b0"], EmbeddingPurpose.Query);
+        await model.Entered[0].Task.WaitAsync(Timeout);
+        var waiting = batcher.EmbedAsync("c0", EmbeddingPurpose.Query).AsTask();
+        model.Release[0].SetResult();
+        await first.WaitAsync(Timeout);
+
+        // The two users do their search and answer their HTTP request before asking again: far longer than the
+        // share-scaled regroup pause of a query round, well within QueryRegroupWait.
+        await Task.Delay(50);
+        var next = batcher.EmbedManyAsync(["a1", "b1"], EmbeddingPurpose.Query);
+        await Task.WhenAll(next, waiting).WaitAsync(Timeout);
+
+        Assert.Equal([["a0", "b0"], ["c0", "a1", "b1"]], model.Batches);
+    }
+
+    [Fact]
+    public async Task A_lone_user_s_queries_still_run_inline_with_a_query_regroup_wait()
+    {
+        var model = new RecordingModel();
+        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { QueryRegroupWait = LongRegroup });
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.True(SpinWait.SpinUntil(() => batcher.IsIdle, Timeout));
+            var pending = batcher.EmbedAsync($"query {i}", EmbeddingPurpose.Query);
+            Assert.True(pending.IsCompletedSuccessfully);
+        }
+
+        Assert.Equal(Enumerable.Repeat(Environment.CurrentManagedThreadId, 3), model.Threads);
+    }
+
+    [Fact]
     public async Task Model_failures_reach_an_inline_query()
     {
         await using var batcher = new EmbeddingBatcher(new FailingModel());
