@@ -20,6 +20,8 @@ var modes = Option(args, "mode", "cold,density").Split(',');
 var tenants = parsed.Int("tenants", 500);
 var chunksPerTenant = parsed.Int("chunks", 1000);
 var loads = parsed.Int("loads", 20);
+// --settle none: no full collection before each timed load, so the loads see the GC state earlier loads left (as in a silo).
+var settle = Option(args, "settle", "full") != "none";
 var bigSizes = Option(args, "big", "10000,100000").Split(',').Select(int.Parse).ToArray();
 var vectorSource = VectorSource.Open(Option(args, "vectors", ""));
 var sentences = File.ReadLines(Path.Combine(BenchPaths.SharedData(), "scifact", "corpus.jsonl"))
@@ -52,8 +54,10 @@ foreach (var size in modes.Contains("cold") ? bigSizes : [])
 {
     var path = Snapshot(size, seed: size);
     var bytes = new FileInfo(path).Length;
+    var layout = Layout(path);
     var raw = new List<double>();
     var load = new List<double>();
+    var samples = new List<LoadSample>();
     var allocated = 0L;
     for (var i = 0; i < loads + 2; i++)
     {
@@ -61,17 +65,21 @@ foreach (var size in modes.Contains("cold") ? bigSizes : [])
         var start = Stopwatch.GetTimestamp();
         _ = File.ReadAllBytes(path);
         var rawMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-        GC.Collect();
-        var allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
-        start = Stopwatch.GetTimestamp();
-        ShardIndex loaded;
-        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan))
+        if (settle)
         {
-            loaded = ShardIndex.ReadFrom(stream, options);
+            GC.Collect();
         }
 
-        var loadMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-        allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
+        var meter = LoadMeter.Start();
+        ShardIndex loaded;
+        ProbeStream probe;
+        using (probe = new ProbeStream(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan)))
+        {
+            loaded = ShardIndex.ReadFrom(probe, options);
+        }
+
+        var sample = meter.Stop(probe, layout);
+        allocated = sample.AllocatedBytes;
         if (loaded.Count != size)
         {
             throw new InvalidDataException($"Loaded {loaded.Count} chunks, expected {size}.");
@@ -81,21 +89,31 @@ foreach (var size in modes.Contains("cold") ? bigSizes : [])
         if (i >= 2)
         {
             raw.Add(rawMs);
-            load.Add(loadMs);
+            load.Add(sample.WallMs);
+            samples.Add(sample);
         }
     }
+
+    PrintSamples(size, samples);
 
     // Where the time goes: the two nested formats read alone from memory (the id maps are the rest).
     var image = File.ReadAllBytes(path);
     var parts = new List<(double Total, double Hnsw, double Bm25)>();
+    var memorySamples = new List<LoadSample>();
     for (var i = 0; i < Math.Max(3, loads / 2); i++)
     {
-        GC.Collect();
-        var start = Stopwatch.GetTimestamp();
+        if (settle)
+        {
+            GC.Collect();
+        }
+
+        var meter = LoadMeter.Start();
         ShardIndex.ReadFrom(new MemoryStream(image, writable: false), options).Dispose();
-        var total = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        var memorySample = meter.Stop(null, null);
+        memorySamples.Add(memorySample);
+        var total = memorySample.WallMs;
         var stream = SkipIdMaps(image);
-        start = Stopwatch.GetTimestamp();
+        var start = Stopwatch.GetTimestamp();
         HnswIndex.ReadFrom(stream).Dispose();
         var hnsw = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         start = Stopwatch.GetTimestamp();
@@ -104,6 +122,7 @@ foreach (var size in modes.Contains("cold") ? bigSizes : [])
         parts.Add((total, hnsw, bm25));
     }
 
+    Console.WriteLine($"  from memory, median load: {memorySamples.OrderBy(s => s.WallMs).ElementAt(memorySamples.Count / 2)}");
     raw.Sort();
     load.Sort();
     var result = new ColdResult(size, bytes, bytes / (double)size, loads,
@@ -167,6 +186,34 @@ if (parsed.Json is { } json)
 }
 
 return 0;
+
+// Per-load detail: the slowest loads and the median one, and whether the slow ones coincide with collections.
+static void PrintSamples(int size, List<LoadSample> samples)
+{
+    var sorted = samples.OrderBy(s => s.WallMs).ToList();
+    Console.WriteLine($"  in load order (ms): {string.Join(' ', samples.Select(s => s.WallMs.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)))}");
+    Console.WriteLine($"  {size:N0} chunks, {samples.Count} loads; median load: {sorted[sorted.Count / 2]}");
+    foreach (var s in sorted.TakeLast(Math.Min(5, sorted.Count)).Reverse())
+    {
+        Console.WriteLine($"    slow: {s}");
+    }
+
+    var withGc = samples.Where(s => s.Gen0 + s.Gen1 + s.Gen2 > 0).Select(s => s.WallMs).Order().ToList();
+    var withoutGc = samples.Where(s => s.Gen0 + s.Gen1 + s.Gen2 == 0).Select(s => s.WallMs).Order().ToList();
+    Console.WriteLine($"    {withGc.Count} loads with a collection (p50 {Stats.Percentile(withGc, 50):F1} ms, max {(withGc.Count > 0 ? withGc[^1] : double.NaN):F1} ms), " +
+        $"{withoutGc.Count} without (p50 {Stats.Percentile(withoutGc, 50):F1} ms, max {(withoutGc.Count > 0 ? withoutGc[^1] : double.NaN):F1} ms); " +
+        $"gen2 collections {samples.Sum(s => s.Gen2)}, total GC pause {samples.Sum(s => s.GcPauseMs):F1} ms, JIT {samples.Sum(s => s.JitMs):F1} ms, " +
+        $"involuntary switches {samples.Sum(s => s.InvoluntarySwitches)}, loads with > 256 page faults {samples.Count(s => s.MinorFaults > 256)}, wall - cpu (waiting) p50 {Stats.Median(samples.Select(s => s.WallMs - s.CpuMs)):F1} ms");
+}
+
+// Where the snapshot's parts start and end: the HNSW part ends where the keyword index begins.
+static SnapshotLayout Layout(string path)
+{
+    var image = File.ReadAllBytes(path);
+    var stream = SkipIdMaps(image);
+    HnswIndex.ReadFrom(stream).Dispose();
+    return SnapshotLayout.Of(image, stream.Position);
+}
 
 // Managed heap per instance when `tenants` copies are resident at once.
 double HeapPerTenant(Func<int, object> load)
