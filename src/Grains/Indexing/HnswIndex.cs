@@ -108,7 +108,7 @@ public sealed partial class HnswIndex : IDisposable
 
         // Uninitialised (possibly a released index's array): Add writes a node's link count before anything reads
         // it, and ReadFrom overwrites every row it keeps.
-        _links0 = VectorArrayPool.RentLinks(checked(capacity * _stride0));
+        _links0 = ShardArrayPool.Rent<int>(checked(capacity * _stride0));
         _upperOffset = new int[capacity];
         _levels = new byte[capacity];
         _deleted = new byte[capacity];
@@ -275,7 +275,7 @@ public sealed partial class HnswIndex : IDisposable
 
     /// <summary>
     /// Releases the index's memory: the memory-mapped vector file of an int8 index, or the pinned vector array of a
-    /// float32 one (to <see cref="VectorArrayPool"/>, for the next index that loads). The index is empty afterwards.
+    /// float32 one (to <see cref="ShardArrayPool"/>, for the next index that loads). The index is empty afterwards.
     /// </summary>
     public void Dispose()
     {
@@ -297,8 +297,8 @@ public sealed partial class HnswIndex : IDisposable
         _entryPoint = -1;
         _maxLevel = -1;
         _upperUsed = 0;
-        VectorArrayPool.Return(vectors);
-        VectorArrayPool.Return(links);
+        ShardArrayPool.Return(vectors);
+        ShardArrayPool.Return(links);
     }
 
     /// <summary>
@@ -387,8 +387,8 @@ public sealed partial class HnswIndex : IDisposable
         }
 
         // Uninitialised is fine: only rows below _count are ever read, and each is written by Add or ReadFrom first.
-        // A released index's array is preferred: fresh memory costs a page fault per 4 KB (see VectorArrayPool).
-        var array = VectorArrayPool.RentVectors((int)length + alignFloats);
+        // A released index's array is preferred: fresh memory costs a page fault per 4 KB (see ShardArrayPool).
+        var array = ShardArrayPool.RentVectors((int)length + alignFloats);
         nint address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
         int misalignment = (int)(address & 63) / sizeof(float);
         return (array, (alignFloats - misalignment) % alignFloats);

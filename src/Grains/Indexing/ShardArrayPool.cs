@@ -1,7 +1,8 @@
 namespace RagOrleans.Grains.Indexing;
 
 /// <summary>
-/// The big arrays of released float32 HNSW indexes (pinned vectors, layer-0 links), kept for the next index that loads.
+/// The big arrays of released shard indexes (the HNSW's pinned vectors and layer-0 links, the keyword index's
+/// posting arenas), kept for the next shard that loads.
 /// </summary>
 /// <remarks>
 /// <para>Why: a cold shard activation copies its vectors (1.5 KB each, 15 MB for 10,000 chunks) into a new pinned
@@ -19,7 +20,7 @@ namespace RagOrleans.Grains.Indexing;
 /// <para>Safety: <see cref="HnswIndex.Dispose"/> empties the index before returning its array, so a stray call on a
 /// disposed index sees an empty index, never another tenant's vectors.</para>
 /// </remarks>
-public static class VectorArrayPool
+public static class ShardArrayPool
 {
     private static readonly Lock Gate = new();
     private static readonly List<(Array Array, long Bytes)> Held = [];
@@ -59,8 +60,9 @@ public static class VectorArrayPool
     /// </summary>
     internal static float[] RentVectors(int length) => Rent<float>(length, pinned: true);
 
-    /// <summary>An int array like <see cref="RentVectors"/>, not pinned, uninitialised: the layer-0 links.</summary>
-    internal static int[] RentLinks(int length) => Rent<int>(length, pinned: false);
+    /// <summary>An array like <see cref="RentVectors"/>, not pinned, uninitialised: links and postings.</summary>
+    internal static T[] Rent<T>(int length)
+        where T : unmanaged => Rent<T>(length, pinned: false);
 
     private static T[] Rent<T>(int length, bool pinned)
         where T : unmanaged
@@ -96,7 +98,7 @@ public static class VectorArrayPool
         return GC.AllocateUninitializedArray<T>(length, pinned);
     }
 
-    /// <summary>Gives back an array from <see cref="RentVectors"/> or <see cref="RentLinks"/> that nothing references any more.</summary>
+    /// <summary>Gives back an array from <see cref="RentVectors"/> or <see cref="Rent{T}(int)"/> that nothing references any more.</summary>
     internal static void Return<T>(T[] array)
         where T : unmanaged
     {
