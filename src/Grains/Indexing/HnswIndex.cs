@@ -106,9 +106,8 @@ public sealed partial class HnswIndex : IDisposable
             (_vectors, _vectorOffset) = AllocateVectors((long)capacity * _dims);
         }
 
-        // Uninitialised (possibly a released index's array): Add writes a node's link count before anything reads
-        // it, and ReadFrom overwrites every row it keeps.
-        _links0 = ShardArrayPool.Rent<int>(checked(capacity * _stride0));
+        // Possibly a released index's array, cleared: a row's unused slots are part of the snapshot.
+        _links0 = ShardArrayPool.RentCleared<int>(checked(capacity * _stride0));
         _upperOffset = new int[capacity];
         _levels = new byte[capacity];
         _deleted = new byte[capacity];

@@ -60,11 +60,18 @@ public static class ShardArrayPool
     /// </summary>
     internal static float[] RentVectors(int length) => Rent<float>(length, pinned: true);
 
-    /// <summary>An array like <see cref="RentVectors"/>, not pinned, uninitialised: links and postings.</summary>
+    /// <summary>An array like <see cref="RentVectors"/>, not pinned, uninitialised: posting arenas.</summary>
     internal static T[] Rent<T>(int length)
         where T : unmanaged => Rent<T>(length, pinned: false);
 
-    private static T[] Rent<T>(int length, bool pinned)
+    /// <summary>
+    /// An array like <see cref="Rent{T}(int)"/> but all zeros: link rows, whose unused slots are written to snapshots
+    /// (garbage there would make snapshots differ run to run and carry another shard's ids).
+    /// </summary>
+    internal static T[] RentCleared<T>(int length)
+        where T : unmanaged => Rent<T>(length, pinned: false, zeroed: true);
+
+    private static T[] Rent<T>(int length, bool pinned, bool zeroed = false)
         where T : unmanaged
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
@@ -90,12 +97,17 @@ public static class ShardArrayPool
                     Held.RemoveAt(best);
                     _heldBytes -= bytes;
                     Interlocked.Increment(ref _reused);
+                    if (zeroed)
+                    {
+                        Array.Clear(array);
+                    }
+
                     return (T[])array;
                 }
             }
         }
 
-        return GC.AllocateUninitializedArray<T>(length, pinned);
+        return zeroed ? GC.AllocateArray<T>(length, pinned) : GC.AllocateUninitializedArray<T>(length, pinned);
     }
 
     /// <summary>Gives back an array from <see cref="RentVectors"/> or <see cref="Rent{T}(int)"/> that nothing references any more.</summary>
@@ -122,6 +134,17 @@ public static class ShardArrayPool
             TrimTo(limit - bytes);
             Held.Add((array, bytes));
             _heldBytes += bytes;
+        }
+    }
+
+    /// <summary>Drops every array held (the memory governor's first resort); returns their bytes.</summary>
+    public static long Drain()
+    {
+        lock (Gate)
+        {
+            var held = _heldBytes;
+            TrimTo(0);
+            return held;
         }
     }
 

@@ -24,6 +24,12 @@ public sealed class ShardMemoryOptions
 
     /// <summary>How often memory is checked.</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Most bytes of released shards' arrays kept for the next cold activation (<see cref="ShardArrayPool"/>); null
+    /// keeps its default (an eighth of the memory available to the GC, at most 1 GiB), 0 turns recycling off.
+    /// </summary>
+    public long? RecycleLimitBytes { get; set; }
 }
 
 /// <summary>One resident shard as the governor sees it.</summary>
@@ -146,7 +152,15 @@ public sealed class ShardMemoryGovernor(IOptions<ShardMemoryOptions> options, Ti
             return [];
         }
 
-        var toFree = memoryLoadBytes - (long)(availableBytes * o.TargetPercent / 100.0);
+        // Arrays kept for recycling go first: they serve nobody yet.
+        var drained = ShardArrayPool.Drain();
+        if (drained > 0)
+        {
+            _releasedBytes += drained;
+            _releasedAtCollection = fullCollections;
+        }
+
+        var toFree = memoryLoadBytes - drained - (long)(availableBytes * o.TargetPercent / 100.0);
         List<ResidentShard> resident;
         Dictionary<string, Entry> entries;
         lock (_lock)
@@ -187,6 +201,11 @@ public sealed class ShardMemoryGovernor(IOptions<ShardMemoryOptions> options, Ti
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        if (options.Value.RecycleLimitBytes is { } recycle)
+        {
+            ShardArrayPool.LimitBytes = recycle;
+        }
+
         if (!options.Value.Enabled)
         {
             return;
