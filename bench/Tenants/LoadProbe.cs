@@ -110,6 +110,9 @@ internal sealed class LoadMeter
             usage.Voluntary - _usage.Voluntary, usage.Involuntary - _usage.Involuntary, maps, vectors, graph, validate, bm25, allocated);
     }
 
+    /// <summary>Minor page faults of the whole process so far (getrusage(RUSAGE_SELF)); 0 where unavailable.</summary>
+    public static long ProcessMinorFaults() => Usage.Of(who: 0).MinorFaults;
+
     private static double Ms(long from, long to) => Math.Max(0, Stopwatch.GetElapsedTime(from, to).TotalMilliseconds);
 
     /// <summary>getrusage(RUSAGE_THREAD) on Linux; zeros elsewhere.</summary>
@@ -117,7 +120,9 @@ internal sealed class LoadMeter
     {
         private const int RusageThread = 1;
 
-        public static Usage OfThread()
+        public static Usage OfThread() => Of(RusageThread);
+
+        public static Usage Of(int who)
         {
             if (!OperatingSystem.IsLinux())
             {
@@ -129,7 +134,7 @@ internal sealed class LoadMeter
             {
                 fixed (long* p = raw)
                 {
-                    if (getrusage(RusageThread, p) != 0)
+                    if (getrusage(who, p) != 0)
                     {
                         return default;
                     }

@@ -39,7 +39,12 @@ Console.WriteLine($"{sentences.Length:N0} SciFact sentences; vectors: {vectorSou
 
 if (modes.Contains("silo"))
 {
-    var siloReport = await SiloRun.RunAsync(args, parsed, (size, seed) => Build(size, seed), run);
+    // Shards from the snapshot cache (built once), so big ones do not have to be rebuilt for every run.
+    var siloReport = await SiloRun.RunAsync(args, parsed, (size, seed) =>
+    {
+        using var file = File.OpenRead(Snapshot(size, seed));
+        return ShardIndex.ReadFrom(file, options);
+    }, run);
     if (parsed.Json is { } siloJson)
     {
         JsonReport.Write(siloJson, siloReport);

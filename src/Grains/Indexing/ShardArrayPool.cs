@@ -13,10 +13,11 @@ namespace RagOrleans.Grains.Indexing;
 /// setting tried (RetainVM, non-concurrent, server, larger gen0) stopped it. Shards come and go together in a busy
 /// silo (the memory governor and idle collection release some while others activate), so a released shard's array
 /// is the natural home for the next one's vectors.</para>
-/// <para>Bounds: at most <see cref="LimitBytes"/> are held, oldest dropped first, and nothing is held while the
-/// process is short of memory (then the arrays go back to the GC as before), so the pool never keeps memory the
-/// <see cref="ShardMemoryGovernor"/> is trying to free. Arrays are handed out uninitialised, exactly as a fresh
-/// <c>GC.AllocateUninitializedArray</c> would be: the index writes every row before it reads it.</para>
+/// <para>Bounds: at most <see cref="LimitBytes"/> are held (oldest dropped first), a fixed share of memory that the
+/// <see cref="ShardMemoryGovernor"/> sees as load like any other; nothing is kept at 90 % memory load or more, and the
+/// governor drains the pool when no idle shard is left to release. Vectors and postings are handed out uninitialised,
+/// as a fresh <c>GC.AllocateUninitializedArray</c> would be (the index writes every row before it reads it); link
+/// rows are cleared.</para>
 /// <para>Safety: <see cref="HnswIndex.Dispose"/> empties the index before returning its array, so a stray call on a
 /// disposed index sees an empty index, never another tenant's vectors.</para>
 /// </remarks>
@@ -31,7 +32,7 @@ public static class ShardArrayPool
     private static long _reused;
 
     /// <summary>
-    /// Most bytes of released arrays kept for reuse (default: an eighth of the memory available to the GC, at most
+    /// Most bytes of released arrays kept for reuse (default: a sixteenth of the memory available to the GC, at most
     /// 1 GiB). 0 turns pooling off: every index allocates fresh memory, as before the pool existed.
     /// </summary>
     public static long LimitBytes
@@ -137,7 +138,7 @@ public static class ShardArrayPool
         }
     }
 
-    /// <summary>Drops every array held (the memory governor's first resort); returns their bytes.</summary>
+    /// <summary>Drops every array held (the memory governor's last resort); returns their bytes.</summary>
     public static long Drain()
     {
         lock (Gate)
@@ -148,11 +149,15 @@ public static class ShardArrayPool
         }
     }
 
-    /// <summary>Memory load at or above 70 % of what the process may use (the governor's default target).</summary>
+    /// <summary>
+    /// Memory load at or above 90 % of what the process may use: past the governor's limit (80 % by default), where
+    /// releasing idle shards has not kept up. Between the two, a released shard's arrays are still kept: the shard was
+    /// released to make room for others, and its arrays are the cheapest room there is.
+    /// </summary>
     internal static bool ShortOfMemory(GCMemoryInfo info)
     {
         var load = ShardMemoryGovernor.MemoryLoad(info.MemoryLoadBytes, info.TotalCommittedBytes, HeapHardLimit);
-        return info.TotalAvailableMemoryBytes > 0 && load * 10 >= info.TotalAvailableMemoryBytes * 7;
+        return info.TotalAvailableMemoryBytes > 0 && load * 10 >= info.TotalAvailableMemoryBytes * 9;
     }
 
     private static void TrimTo(long bytes)
@@ -168,6 +173,6 @@ public static class ShardArrayPool
     private static long DefaultLimitBytes()
     {
         var available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        return Math.Min(1L << 30, available > 0 ? available / 8 : 256L << 20);
+        return Math.Min(1L << 30, available > 0 ? available / 16 : 256L << 20);
     }
 }

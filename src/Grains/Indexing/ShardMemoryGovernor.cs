@@ -27,7 +27,7 @@ public sealed class ShardMemoryOptions
 
     /// <summary>
     /// Most bytes of released shards' arrays kept for the next cold activation (<see cref="ShardArrayPool"/>); null
-    /// keeps its default (an eighth of the memory available to the GC, at most 1 GiB), 0 turns recycling off.
+    /// keeps its default (a sixteenth of the memory available to the GC, at most 1 GiB), 0 turns recycling off.
     /// </summary>
     public long? RecycleLimitBytes { get; set; }
 }
@@ -152,15 +152,7 @@ public sealed class ShardMemoryGovernor(IOptions<ShardMemoryOptions> options, Ti
             return [];
         }
 
-        // Arrays kept for recycling go first: they serve nobody yet.
-        var drained = ShardArrayPool.Drain();
-        if (drained > 0)
-        {
-            _releasedBytes += drained;
-            _releasedAtCollection = fullCollections;
-        }
-
-        var toFree = memoryLoadBytes - drained - (long)(availableBytes * o.TargetPercent / 100.0);
+        var toFree = memoryLoadBytes - (long)(availableBytes * o.TargetPercent / 100.0);
         List<ResidentShard> resident;
         Dictionary<string, Entry> entries;
         lock (_lock)
@@ -187,12 +179,21 @@ public sealed class ShardMemoryGovernor(IOptions<ShardMemoryOptions> options, Ti
             entries[v.Key].Release();
         }
 
+        // Arrays kept for the next cold activation go last (they make room cheaply as long as shards come and go),
+        // when the idle shards cannot free enough.
+        var victimBytes = victims.Sum(v => v.Bytes);
+        if (victimBytes < toFree && ShardArrayPool.Drain() is var drained and > 0)
+        {
+            _releasedBytes += drained;
+            _releasedAtCollection = fullCollections;
+        }
+
         if (victims.Count > 0)
         {
-            _releasedBytes += victims.Sum(v => v.Bytes);
+            _releasedBytes += victimBytes;
             _releasedAtCollection = fullCollections;
             logger.LogWarning("Memory load {Load:F0}% over {Limit:F0}%: releasing {Count} idle shards holding {Bytes:N0} bytes",
-                memoryLoadBytes * 100.0 / availableBytes, o.LimitPercent, victims.Count, victims.Sum(v => v.Bytes));
+                memoryLoadBytes * 100.0 / availableBytes, o.LimitPercent, victims.Count, victimBytes);
         }
 
         return victims.Select(v => v.Key).ToList();

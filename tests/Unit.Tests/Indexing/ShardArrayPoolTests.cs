@@ -142,16 +142,22 @@ public sealed class ShardArrayPoolTests : IDisposable
     }
 
     [Fact]
-    public void The_memory_governor_drains_the_pool_before_releasing_shards()
+    public void The_memory_governor_drains_the_pool_only_when_idle_shards_cannot_free_enough()
     {
         Load(Snapshot(Build(seed: 6, chunks: 300))).Dispose();
         Assert.True(ShardArrayPool.HeldBytes > 0);
-        var governor = new ShardMemoryGovernor(Microsoft.Extensions.Options.Options.Create(new ShardMemoryOptions()), TimeProvider.System,
-            NullLogger<ShardMemoryGovernor>.Instance);
+        var governor = new ShardMemoryGovernor(
+            Microsoft.Extensions.Options.Options.Create(new ShardMemoryOptions { LimitPercent = 80, TargetPercent = 70, MinIdle = TimeSpan.Zero }),
+            TimeProvider.System, NullLogger<ShardMemoryGovernor>.Instance);
+        var released = new List<string>();
+        using var idle = governor.Register("idle", () => 30, () => released.Add("idle"));
 
-        governor.CheckOnce(memoryLoadBytes: 50, availableBytes: 100, fullCollections: 0); // under the limit: kept
+        governor.CheckOnce(memoryLoadBytes: 50, availableBytes: 100, fullCollections: 0); // under the limit
         Assert.True(ShardArrayPool.HeldBytes > 0);
-        governor.CheckOnce(memoryLoadBytes: 90, availableBytes: 100, fullCollections: 0);
+        governor.CheckOnce(memoryLoadBytes: 90, availableBytes: 100, fullCollections: 0); // the idle shard frees 30 >= 20
+        Assert.Equal(["idle"], released);
+        Assert.True(ShardArrayPool.HeldBytes > 0);
+        governor.CheckOnce(memoryLoadBytes: 95, availableBytes: 100, fullCollections: 1); // nothing idle left to release
         Assert.Equal(0, ShardArrayPool.HeldBytes);
     }
 
