@@ -65,5 +65,10 @@ expected=$(ls tests/*/*.csproj | wc -l)
 found=$(ls "$results"/*.trx 2>/dev/null | wc -l)
 if [ "$found" -lt "$expected" ]; then failed=$((failed + expected - found)); status=1; fi
 [ "$failed" -gt 0 ] && status=1
+# Name the failed tests just above the summary, where a reader of only the log's tail still sees them.
+for trx in "$results"/*.trx; do
+  [ -f "$trx" ] || continue
+  grep -o '<UnitTestResult [^>]*outcome="Failed"[^>]*>' "$trx" | sed -n 's/.* testName="\([^"]*\)".*/FAILED \1/p'
+done
 echo "$passed passed, $failed failed"
 exit $status

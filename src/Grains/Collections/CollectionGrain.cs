@@ -19,9 +19,9 @@ public sealed class CollectionState
     [Id(3)] public HashSet<string> Uploads { get; set; } = [];
 }
 
-[GrainType("collection")]
+[GrainType(CollectionGrain.GrainTypeName)]
 public sealed class CollectionGrain(
-    [PersistentState("collection", RagStorage.GrainStateProvider)] IPersistentState<CollectionState> state,
+    [PersistentState(CollectionGrain.StateName, RagStorage.GrainStateProvider)] IPersistentState<CollectionState> state,
     IDocumentStore documents,
     IBlobStore blobs,
     IOptions<RagOptions> options,
@@ -29,6 +29,12 @@ public sealed class CollectionGrain(
     RagMetrics metrics,
     ILogger<CollectionGrain> logger) : Grain, ICollectionGrain
 {
+    /// <summary>The grain type name, pinned.</summary>
+    public const string GrainTypeName = "collection";
+
+    /// <summary>The name of the persisted state (index shards read the settings from it directly).</summary>
+    public const string StateName = "collection";
+
     private const int MaxTopK = 100;
     private const int HybridDepth = 50;
     private const int RerankPoolFactor = 4;

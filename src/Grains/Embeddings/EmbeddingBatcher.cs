@@ -6,40 +6,52 @@ using RagOrleans.Grains.Telemetry;
 
 namespace RagOrleans.Grains.Embeddings;
 
-/// <summary>Configuration of <see cref="EmbeddingBatcher"/>.</summary>
+/// <summary>Configuration of <see cref="EmbeddingBatcher"/>, bound from <c>Rag:Embedding:Batcher</c>.</summary>
 public sealed record EmbeddingBatcherOptions
 {
+    /// <summary>The configuration section.</summary>
+    public const string Section = "Rag:Embedding:Batcher";
+
     /// <summary>
     /// Most texts taken into one model call. 64 matches the model's best batch for query-sized texts; long texts are
     /// bounded by <see cref="MaxCharactersPerRound"/> first.
     /// </summary>
-    public int MaxTextsPerRound { get; init; } = 64;
+    public int MaxTextsPerRound { get; set; } = 64;
 
     /// <summary>
     /// Most characters of text taken into one model call (a round always takes at least one text). Bounds how long a
     /// newly arrived query waits behind document work: ~8 KB is about ten 200-token chunks, ~0.2 s on two cores.
     /// Characters stand in for tokens because counting them is free on the caller's thread.
     /// </summary>
-    public int MaxCharactersPerRound { get; init; } = 8192;
+    public int MaxCharactersPerRound { get; set; } = 8192;
 
     /// <summary>
     /// Upper bound of the pause after a round of several texts during which the worker lets those texts' callers
     /// submit their next ones, so closed-loop callers form one full batch again instead of a fragment plus the rest.
     /// Also bounded by <see cref="RegroupShare"/> of the round's model time; zero disables it.
     /// </summary>
-    public TimeSpan RegroupWait { get; init; } = TimeSpan.FromMilliseconds(1);
+    public TimeSpan RegroupWait { get; set; } = TimeSpan.FromMilliseconds(1);
+
+    /// <summary>
+    /// Upper bound of the regroup pause after a round of several queries, not scaled by the round's time. Queries come
+    /// back through HTTP and the search itself (a few milliseconds), far longer than document callers take to
+    /// resubmit, so the share-scaled pause never catches them and concurrent users' queries stay one or two per model
+    /// call. A lone user is unaffected: a round of one query with nothing queued meanwhile does not pause, and its next
+    /// query still runs inline. Zero uses <see cref="RegroupWait"/> for queries too.
+    /// </summary>
+    public TimeSpan QueryRegroupWait { get; set; } = TimeSpan.Zero;
 
     /// <summary>The regroup pause as a share of the last round's model time, so short rounds pause only briefly.</summary>
-    public double RegroupShare { get; init; } = 0.05;
+    public double RegroupShare { get; set; } = 0.05;
 
     /// <summary>
     /// Runs a lone query on the caller's thread when the worker is idle and nothing is queued: no queue hop and no
     /// thread switch, which is most of the batcher's cost for one short text. Concurrent queries still batch.
     /// </summary>
-    public bool RunLoneQueriesInline { get; init; } = true;
+    public bool RunLoneQueriesInline { get; set; } = true;
 
     /// <summary>How many query embeddings to remember (0 disables the cache).</summary>
-    public int QueryCacheCapacity { get; init; } = 1024;
+    public int QueryCacheCapacity { get; set; } = 1024;
 }
 
 /// <summary>
@@ -74,6 +86,11 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     // pause polls it.
     private int _queued;
 
+    // Set by callers while the worker blocks in AwaitQueries, so it wakes for each arrival instead of polling.
+    private readonly ManualResetEventSlim _arrived = new(false, spinCount: 0);
+    private readonly long _queryRegroupWaitTicks;
+    private bool _awaitingQueries;
+
     /// <summary>Starts the worker thread for <paramref name="model"/>.</summary>
     public EmbeddingBatcher(IEmbeddingModel model, EmbeddingBatcherOptions? options = null, ILogger<EmbeddingBatcher>? logger = null, RagMetrics? metrics = null)
     {
@@ -85,7 +102,9 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(_options.QueryCacheCapacity);
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.RegroupWait, TimeSpan.Zero);
         ArgumentOutOfRangeException.ThrowIfNegative(_options.RegroupShare);
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.QueryRegroupWait, TimeSpan.Zero);
         _regroupWaitTicks = (long)(_options.RegroupWait.TotalSeconds * Stopwatch.Frequency);
+        _queryRegroupWaitTicks = (long)(_options.QueryRegroupWait.TotalSeconds * Stopwatch.Frequency);
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _queryCache = _options.QueryCacheCapacity > 0 ? new EmbeddingCache(_options.QueryCacheCapacity) : null;
 
@@ -245,6 +264,10 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
             request.Registration.Dispose();
             request.TrySetException(new ObjectDisposedException(nameof(EmbeddingBatcher)));
         }
+        else if (Volatile.Read(ref _awaitingQueries))
+        {
+            _arrived.Set();
+        }
 
         return request.Task;
     }
@@ -252,34 +275,49 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     private void WorkerLoop()
     {
         var round = new List<Request>(_options.MaxTextsPerRound);
-        var lastRound = 0;
+        var regroupTarget = 0;
         long lastRoundTicks = 0;
+        var lastPurpose = EmbeddingPurpose.Document;
         try
         {
             while (!_stopping.IsCancellationRequested)
             {
-                if (lastRound > 1)
+                if (regroupTarget > 1)
                 {
-                    Regroup(lastRound, lastRoundTicks);
+                    if (lastPurpose == EmbeddingPurpose.Query && _queryRegroupWaitTicks > 0)
+                    {
+                        AwaitQueries(regroupTarget);
+                    }
+                    else
+                    {
+                        Regroup(regroupTarget, lastRoundTicks);
+                    }
                 }
 
                 // Queries first: they have a user waiting, document ingestion does not.
                 var purpose = EmbeddingPurpose.Query;
-                Take(_queries.Reader, round);
+                var cutByBudget = Take(_queries.Reader, round);
                 if (round.Count == 0)
                 {
                     purpose = EmbeddingPurpose.Document;
-                    Take(_documents.Reader, round);
+                    cutByBudget = Take(_documents.Reader, round);
                 }
 
                 if (round.Count > 0)
                 {
-                    lastRound = round.Count;
-                    lastRoundTicks = Run(round, purpose);
+                    var size = round.Count;
+                    lastPurpose = purpose;
+                    (lastRoundTicks, var arrivedMeanwhile) = Run(round, purpose);
+
+                    // The next round can hold this round's callers plus whoever queued while the model ran (closed-
+                    // loop callers that just missed this round): waiting only for this round's size would keep the
+                    // latecomers a fragment apart forever (56-58 of 64 callers per call). A round cut by the
+                    // character budget leaves texts queued anyway, so its next round needs no pause.
+                    regroupTarget = cutByBudget ? 0 : Math.Min(_options.MaxTextsPerRound, size + arrivedMeanwhile);
                     continue;
                 }
 
-                lastRound = 0;
+                regroupTarget = 0;
                 if (!WaitForWork())
                 {
                     break;
@@ -324,6 +362,39 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The query form of <see cref="Regroup"/>: blocks (instead of spinning) for up to
+    /// <see cref="EmbeddingBatcherOptions.QueryRegroupWait"/>, because queries take milliseconds to come back and a
+    /// spinning worker would take CPU from the very requests it waits for. Ends early once <paramref name="expected"/>
+    /// queries are queued, or documents are (they must not wait on a pause meant for queries).
+    /// </summary>
+    private void AwaitQueries(int expected)
+    {
+        var deadline = Stopwatch.GetTimestamp() + _queryRegroupWaitTicks;
+        Volatile.Write(ref _awaitingQueries, true);
+        try
+        {
+            while (!_stopping.IsCancellationRequested)
+            {
+                _arrived.Reset();
+                if (_queries.Reader.Count >= expected || _documents.Reader.Count > 0)
+                {
+                    return;
+                }
+
+                var remaining = deadline - Stopwatch.GetTimestamp();
+                if (remaining <= 0 || !_arrived.Wait(TimeSpan.FromSeconds((double)remaining / Stopwatch.Frequency)))
+                {
+                    return;
+                }
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _awaitingQueries, false);
+        }
+    }
+
     private bool WaitForWork()
     {
         var queries = _queries.Reader.WaitToReadAsync(_stopping.Token).AsTask();
@@ -344,7 +415,8 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         return !_stopping.IsCancellationRequested;
     }
 
-    private void Take(ChannelReader<Request> reader, List<Request> round)
+    /// <returns>True when the round stopped at the character budget with texts still queued.</returns>
+    private bool Take(ChannelReader<Request> reader, List<Request> round)
     {
         round.Clear();
         var characters = 0;
@@ -359,7 +431,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
 
             if (round.Count > 0 && characters + request.Text.Length > _options.MaxCharactersPerRound)
             {
-                break;
+                return true;
             }
 
             reader.TryRead(out _);
@@ -367,10 +439,15 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
             round.Add(request);
             characters += request.Text.Length;
         }
+
+        return false;
     }
 
-    /// <returns>How long the model ran, in <see cref="Stopwatch"/> ticks.</returns>
-    private long Run(List<Request> round, EmbeddingPurpose purpose)
+    /// <returns>
+    /// How long the model ran, in <see cref="Stopwatch"/> ticks, and how many texts were queued when it finished,
+    /// before this round's callers were released.
+    /// </returns>
+    private (long Ticks, int QueuedAfter) Run(List<Request> round, EmbeddingPurpose purpose)
     {
         var texts = new string[round.Count];
         for (var i = 0; i < texts.Length; i++)
@@ -379,6 +456,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         }
 
         long elapsed = 0;
+        var queuedAfter = 0;
         try
         {
             float[][] vectors;
@@ -389,6 +467,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
             }
 
             elapsed = Stopwatch.GetTimestamp() - started;
+            queuedAfter = Volatile.Read(ref _queued);
             _metrics?.EmbeddingBatch(purpose == EmbeddingPurpose.Query ? "query" : "document", texts.Length, RagMetrics.Since(started));
             for (var i = 0; i < round.Count; i++)
             {
@@ -412,7 +491,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         }
 
         round.Clear();
-        return elapsed;
+        return (elapsed, queuedAfter);
     }
 
     private static void FailQueued(ChannelReader<Request> reader)

@@ -17,14 +17,14 @@ public sealed class EmbeddingModelRegistry : IEmbeddingModels, IHostedService, I
     private readonly ILogger<EmbeddingModelRegistry> _logger;
 
     /// <summary>Creates the registry; <see cref="RagOptions.ModelPath"/> and <see cref="RagOptions.VocabPath"/> override the default model's files.</summary>
-    public EmbeddingModelRegistry(IOptions<RagOptions> options, ILoggerFactory loggers, RagMetrics? metrics = null)
+    public EmbeddingModelRegistry(IOptions<RagOptions> options, ILoggerFactory loggers, RagMetrics? metrics = null, IOptions<EmbeddingBatcherOptions>? batching = null)
     {
         _logger = loggers.CreateLogger<EmbeddingModelRegistry>();
         foreach (var model in EmbeddingModelCatalog.All)
         {
             var isDefault = model == EmbeddingModelCatalog.Default;
             _services[model.Name] = new OnnxEmbeddingService(
-                model, isDefault ? options.Value.ModelPath : null, isDefault ? options.Value.VocabPath : null, loggers, metrics);
+                model, isDefault ? options.Value.ModelPath : null, isDefault ? options.Value.VocabPath : null, loggers, metrics, batching?.Value);
         }
 
         Default = _services[EmbeddingModelCatalog.Default.Name];

@@ -19,7 +19,8 @@ public sealed class OnnxEmbeddingService : IEmbeddingService, IAsyncDisposable
     /// <param name="vocabPath">A vocab.txt to load instead of the packaged one.</param>
     /// <param name="loggers">Logger factory.</param>
     /// <param name="metrics">Batcher metrics, when the silo records them.</param>
-    public OnnxEmbeddingService(EmbeddingModelDescriptor descriptor, string? modelPath, string? vocabPath, ILoggerFactory loggers, RagMetrics? metrics = null)
+    /// <param name="batching">How texts are grouped into model calls; the defaults when null.</param>
+    public OnnxEmbeddingService(EmbeddingModelDescriptor descriptor, string? modelPath, string? vocabPath, ILoggerFactory loggers, RagMetrics? metrics = null, EmbeddingBatcherOptions? batching = null)
     {
         _descriptor = descriptor;
         _loaded = new(() =>
@@ -27,7 +28,7 @@ public sealed class OnnxEmbeddingService : IEmbeddingService, IAsyncDisposable
             var model = new OnnxEmbeddingModel(
                 new OnnxEmbeddingOptions { Model = descriptor, ModelPath = modelPath, VocabPath = vocabPath },
                 loggers.CreateLogger<OnnxEmbeddingModel>());
-            return (model, new EmbeddingBatcher(model, new EmbeddingBatcherOptions(), loggers.CreateLogger<EmbeddingBatcher>(), metrics));
+            return (model, new EmbeddingBatcher(model, batching ?? new EmbeddingBatcherOptions(), loggers.CreateLogger<EmbeddingBatcher>(), metrics));
         });
     }
 

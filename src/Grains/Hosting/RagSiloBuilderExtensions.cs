@@ -40,6 +40,7 @@ public static class RagSiloBuilderExtensions
             AddEmbeddedStorage(services);
         }
 
+        services.AddOptions<EmbeddingBatcherOptions>().BindConfiguration(EmbeddingBatcherOptions.Section);
         services.AddSingleton<EmbeddingModelRegistry>();
         services.AddSingleton<IEmbeddingModels>(sp => sp.GetRequiredService<EmbeddingModelRegistry>());
         services.AddSingleton(sp => new ChunkVectorCache(sp.GetRequiredService<IOptions<RagOptions>>().Value.ChunkEmbeddingCacheCapacity));

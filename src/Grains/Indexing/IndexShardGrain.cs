@@ -1,6 +1,9 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Storage;
 using RagOrleans.Abstractions;
+using RagOrleans.Grains.Collections;
 using RagOrleans.Grains.Indexing.Keyword;
 using RagOrleans.Grains.Retrieval;
 using RagOrleans.Grains.Storage;
@@ -20,6 +23,7 @@ public sealed class IndexShardGrain(
     IOptions<RagOptions> options,
     RagMetrics metrics,
     ShardMemoryGovernor memory,
+    [FromKeyedServices(RagStorage.GrainStateProvider)] IGrainStorage collectionStates,
     ILogger<IndexShardGrain> logger) : Grain, IIndexShardGrain, IIncomingGrainCallFilter
 {
     private ShardMemoryGovernor.Registration? _memory;
@@ -338,21 +342,18 @@ public sealed class IndexShardGrain(
     };
 
     /// <summary>
-    /// The collection's vector storage mode, read once per activation: a new graph needs it before its first vector,
-    /// and a snapshot carries its own. GetSettings interleaves, so this is safe while the collection awaits this shard;
-    /// a shard whose collection is gone (being dropped) keeps float32.
+    /// The collection's vector storage mode, read once per activation: a new graph needs it before its first vector.
+    /// Read from the collection grain's persisted state, not by calling the grain: the collection may be the very
+    /// caller waiting on this activation while it deactivates itself (silo shutdown), and a deactivating grain answers
+    /// nothing until its running requests finish — a cycle that only the 30 s response timeout broke. The setting is
+    /// written before the collection's first shard exists and never changes, so the stored copy is current. A
+    /// collection that is gone (being dropped) leaves float32.
     /// </summary>
     private async Task<VectorQuantization> ReadQuantizationAsync(string tenant, string collection)
     {
-        try
-        {
-            var settings = await GrainFactory.GetGrain<ICollectionGrain>(Ids.Key(tenant, collection)).GetSettings();
-            return settings.EffectiveVectorQuantization == VectorQuantizations.Int8 ? VectorQuantization.Int8 : VectorQuantization.None;
-        }
-        catch (RagException ex) when (ex.Kind == RagErrorKind.NotFound)
-        {
-            return VectorQuantization.None;
-        }
+        var stored = new GrainState<CollectionState>();
+        await collectionStates.ReadStateAsync(CollectionGrain.StateName, GrainId.Create(CollectionGrain.GrainTypeName, Ids.Key(tenant, collection)), stored);
+        return stored.State is { Exists: true, Settings.EffectiveVectorQuantization: VectorQuantizations.Int8 } ? VectorQuantization.Int8 : VectorQuantization.None;
     }
 }
 

@@ -8,6 +8,9 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
+    // Long against a caller's resubmission (microseconds), short against the test timeout.
+    private static readonly TimeSpan LongRegroup = TimeSpan.FromSeconds(1);
+
     [Fact]
     public async Task Concurrent_callers_each_get_their_own_vector()
     {
@@ -213,8 +216,9 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
         const int Iterations = 3;
         var model = new GatedModel();
 
-        // A long pause budget so the test does not depend on how fast the callers come back.
-        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { RegroupWait = Timeout, RegroupShare = 1e9 });
+        // A long pause budget so the test does not depend on how fast the callers come back; it is still bounded,
+        // because the pause waits for callers who may not come back (the blocker's, and everyone's after their last).
+        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { RegroupWait = LongRegroup, RegroupShare = 1e9 });
         var blocker = batcher.EmbedAsync("blocker", EmbeddingPurpose.Document).AsTask();
         await model.Entered.Task.WaitAsync(Timeout);
 
@@ -232,6 +236,71 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
                 await batcher.EmbedAsync($"caller {caller} text {i}", EmbeddingPurpose.Document);
             }
         }
+    }
+
+    [Fact]
+    public async Task A_caller_that_queues_during_a_round_is_regrouped_with_that_rounds_callers()
+    {
+        const int Iterations = 3;
+        var model = new SteppedModel(gatedCalls: 2);
+        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { RegroupWait = LongRegroup, RegroupShare = 1e9 });
+        var blocker = batcher.EmbedAsync("blocker", EmbeddingPurpose.Document).AsTask();
+        await model.Entered[0].Task.WaitAsync(Timeout);
+
+        // Three callers are queued for the second model call; the fourth arrives while that call runs.
+        var loops = new List<Task> { Loop(0), Loop(1), Loop(2) };
+        model.Release[0].SetResult();
+        await model.Entered[1].Task.WaitAsync(Timeout);
+        loops.Add(Loop(3));
+        model.Release[1].SetResult();
+        await Task.WhenAll(loops.Append(blocker)).WaitAsync(Timeout);
+
+        // Without counting the latecomer, the third call would wait only for three texts and the four callers would
+        // stay split across calls; with it, they meet in full calls of four.
+        Assert.Equal([1, 3, 4, 4, 1], model.Batches.Select(b => b.Length));
+
+        async Task Loop(int caller)
+        {
+            for (var i = 0; i < Iterations; i++)
+            {
+                await batcher.EmbedAsync($"caller {caller} text {i}", EmbeddingPurpose.Document);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Queries_that_come_back_after_their_search_work_meet_the_query_that_waited()
+    {
+        var model = new SteppedModel(gatedCalls: 1);
+        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { QueryRegroupWait = LongRegroup });
+        var first = batcher.EmbedManyAsync(["a0", "b0"], EmbeddingPurpose.Query);
+        await model.Entered[0].Task.WaitAsync(Timeout);
+        var waiting = batcher.EmbedAsync("c0", EmbeddingPurpose.Query).AsTask();
+        model.Release[0].SetResult();
+        await first.WaitAsync(Timeout);
+
+        // The two users do their search and answer their HTTP request before asking again: far longer than the
+        // share-scaled regroup pause of a query round, well within QueryRegroupWait.
+        await Task.Delay(50);
+        var next = batcher.EmbedManyAsync(["a1", "b1"], EmbeddingPurpose.Query);
+        await Task.WhenAll(next, waiting).WaitAsync(Timeout);
+
+        Assert.Equal([["a0", "b0"], ["c0", "a1", "b1"]], model.Batches);
+    }
+
+    [Fact]
+    public async Task A_lone_user_s_queries_still_run_inline_with_a_query_regroup_wait()
+    {
+        var model = new RecordingModel();
+        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { QueryRegroupWait = LongRegroup });
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.True(SpinWait.SpinUntil(() => batcher.IsIdle, Timeout));
+            var pending = batcher.EmbedAsync($"query {i}", EmbeddingPurpose.Query);
+            Assert.True(pending.IsCompletedSuccessfully);
+        }
+
+        Assert.Equal(Enumerable.Repeat(Environment.CurrentManagedThreadId, 3), model.Threads);
     }
 
     [Fact]
@@ -301,6 +370,43 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
             Release.Task.Wait(Timeout);
             return texts.Select(VectorFor).ToArray();
         }
+    }
+
+    // Its first calls each block until the test releases them; later calls return at once.
+    private sealed class SteppedModel(int gatedCalls) : IEmbeddingModel
+    {
+        private readonly Lock _lock = new();
+
+        public TaskCompletionSource[] Entered { get; } = NewSources(gatedCalls);
+
+        public TaskCompletionSource[] Release { get; } = NewSources(gatedCalls);
+
+        public List<string[]> Batches { get; } = [];
+
+        public EmbeddingModelDescriptor Descriptor => EmbeddingModelDescriptor.MiniLmL6V2;
+
+        public ITokenCounter Tokenizer => throw new NotSupportedException();
+
+        public float[][] Embed(IReadOnlyList<string> texts, EmbeddingPurpose purpose)
+        {
+            int call;
+            lock (_lock)
+            {
+                call = Batches.Count;
+                Batches.Add([.. texts]);
+            }
+
+            if (call < Entered.Length)
+            {
+                Entered[call].TrySetResult();
+                Release[call].Task.Wait(Timeout);
+            }
+
+            return texts.Select(t => new float[] { t.Length, 1 }).ToArray();
+        }
+
+        private static TaskCompletionSource[] NewSources(int count) =>
+            Enumerable.Range(0, count).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
     }
 
     // Returns at once and records which thread ran each call.
