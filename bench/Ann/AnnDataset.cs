@@ -25,6 +25,21 @@ internal sealed record AnnDataset(string Name, float[][] Base, float[][] Queries
             VectorMetric.L2);
     }
 
+    /// <summary>
+    /// Real all-MiniLM-L6-v2 embeddings (bench/Common/Real): the first <paramref name="queryCount"/> rows of the shuffled
+    /// cache are the queries, so they never enter the index; the next <paramref name="baseCount"/> are the base vectors.
+    /// </summary>
+    public static AnnDataset Real(string sharedData, int baseCount, int queryCount)
+    {
+        var corpus = RealEmbeddings.Load(sharedData, baseCount + queryCount);
+        return new AnnDataset(
+            $"minilm-{baseCount}",
+            corpus.Vectors.GetRange(queryCount, baseCount).ToArray(),
+            corpus.Vectors.GetRange(0, queryCount).ToArray(),
+            GroundTruth: null,
+            VectorMetric.Cosine);
+    }
+
     // .fvecs/.ivecs (TEXMEX format): every row is a little-endian int32 dimension followed by that many 4-byte values.
     private static T[][] ReadVecs<T>(string path, Func<ReadOnlySpan<byte>, T> read)
     {

@@ -25,7 +25,7 @@ if (parsed.Positional[0] == "tier")
 {
     // Exact scan vs graph on prefixes of the real vectors (200 queries are plenty to time a scan).
     int[] sizes = [250, 500, 1000, 2000, 4000, 8000];
-    var tierData = RealEmbeddings.Load(sharedData, sizes[^1], parsed.Int("queries", 200));
+    var tierData = AnnDataset.Real(sharedData, sizes[^1], parsed.Int("queries", 200));
     var tierSettings = new AnnSettings(10, 16, 200, [64], parsed.Int("rounds", 3), parsed.Int("round-ms", 500));
     var tier = AnnTier.Run(tierData, sizes, ef: 64, tierSettings, run);
     if (parsed.Json is { } tierJson)
@@ -43,7 +43,7 @@ if (parsed.Positional[0] == "siftsmall")
 else
 {
     var n = parsed.Positional.Count > 1 ? int.Parse(parsed.Positional[1], CultureInfo.InvariantCulture) : 20_000;
-    data = RealEmbeddings.Load(sharedData, n, parsed.Int("queries", 1000));
+    data = AnnDataset.Real(sharedData, n, parsed.Int("queries", 1000));
     if (parsed.Int("embed-only", 0) == 1)
     {
         // Fills the vector cache and stops, so the slow embedding can run once in the background.

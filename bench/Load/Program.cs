@@ -8,10 +8,13 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using RagOrleans.Bench;
+using RagOrleans.Bench.Load;
 
 // Usage: Load [--docs 1000] [--tenants 20] [--tenant-docs 40] [--clients 8] [--seconds 20] [--requests 0]
 //             [--frontend DLL] [--data DIR] [--json FILE]
-// End to end over HTTP against the real frontend (embedded mode) started as a child process.
+//        Load --scale big100k|tenants1000 [--scale-tenants T] [--scale-chunks C] [--clients 8] [--seconds 20] [--json FILE]
+// End to end over HTTP against the real frontend (embedded mode) started as a child process. --scale runs the full-size
+// scenarios of issue 9 item 3, bulk-loaded from bench/Ann's real-embedding cache through tenant import (ScaleRun.cs).
 var parsed = new BenchArgs(args);
 var run = RunInfo.Start();
 var shared = BenchPaths.SharedData();
@@ -26,6 +29,12 @@ var frontend = Arg("frontend") ?? FindFrontend();
 var corpus = SciFact.Corpus(Path.Combine(shared, "scifact", "corpus.jsonl"));
 var claims = SciFact.Claims(Path.Combine(shared, "scifact", "queries-train.jsonl"));
 Console.WriteLine($"frontend {frontend}; {corpus.Count} SciFact documents, {claims.Count} claims; load average {string.Join(' ', run.LoadAverageAtStart)}");
+if (Arg("scale") is { } scaleName)
+{
+    var scale = ScaleScenario.Parse(scaleName, parsed.Int("scale-tenants", 0), parsed.Int("scale-chunks", 0));
+    return await ScaleRun.RunAsync(scale, options, frontend, corpus, claims, run, parsed.Json, Arg("data"));
+}
+
 
 // The data folder is cached by scenario size: ingesting real text is the slow part, and reruns only need the searches.
 var dataDir = Arg("data") ?? Path.Combine(BenchPaths.CacheDirectory(), $"load-d{options.Docs}-t{options.Tenants}x{options.TenantDocs}");
@@ -477,11 +486,16 @@ internal sealed class Service : IAsyncDisposable
         return sum;
     }
 
-    public double PeakRssMb()
+    public double PeakRssMb() => StatusMb("VmHWM:");
+
+    /// <summary>Resident set size of the service now.</summary>
+    public double RssMb() => StatusMb("VmRSS:");
+
+    private double StatusMb(string field)
     {
         try
         {
-            var line = File.ReadLines($"/proc/{_process.Id}/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+            var line = File.ReadLines($"/proc/{_process.Id}/status").FirstOrDefault(l => l.StartsWith(field, StringComparison.Ordinal));
             return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
         }
         catch (IOException)

@@ -90,7 +90,7 @@ public sealed class TenantGrain(
             return Task.FromResult<KeyPrincipal?>(null);
         }
 
-        var presented = Hash(key.Salt, secret);
+        var presented = ApiKeySecrets.Hash(key.Salt, secret);
         return Task.FromResult(CryptographicOperations.FixedTimeEquals(presented, key.Hash)
             ? new KeyPrincipal(TenantId, key.Id, key.Role, key.UserId)
             : null);
@@ -198,25 +198,11 @@ public sealed class TenantGrain(
 
     private CreatedApiKey NewKey(string role, string userId)
     {
-        var keyId = "k" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
-        var secret = Base64Url(RandomNumberGenerator.GetBytes(32));
-        var salt = RandomNumberGenerator.GetBytes(16);
-        var stored = new StoredKey(keyId, role, userId, salt, Hash(salt, secret), clock.GetUtcNow());
-        state.State.Keys[keyId] = stored;
-        return new CreatedApiKey(new ApiKeyInfo(keyId, role, userId, stored.CreatedAt), ApiKeyFormat.Format(TenantId, keyId, secret));
+        var key = ApiKeySecrets.Create(TenantId);
+        var stored = new StoredKey(key.KeyId, role, userId, key.Salt, key.Hash, clock.GetUtcNow());
+        state.State.Keys[key.KeyId] = stored;
+        return new CreatedApiKey(new ApiKeyInfo(key.KeyId, role, userId, stored.CreatedAt), key.Key);
     }
-
-    // Secrets are 256 random bits, so a salted SHA-256 is enough: a slow KDF only helps low-entropy passwords.
-    private static byte[] Hash(byte[] salt, string secret)
-    {
-        var secretBytes = System.Text.Encoding.UTF8.GetBytes(secret);
-        var buffer = new byte[salt.Length + secretBytes.Length];
-        salt.CopyTo(buffer, 0);
-        secretBytes.CopyTo(buffer, salt.Length);
-        return SHA256.HashData(buffer);
-    }
-
-    private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
     private TenantInfo Info()
     {

@@ -9,11 +9,14 @@ using RagOrleans.Grains.Embeddings;
 using RagOrleans.Grains.Ingestion;
 using RagOrleans.Grains.Indexing;
 
-namespace RagOrleans.Bench.Ann;
+namespace RagOrleans.Bench;
 
 /// <summary>
 /// Real all-MiniLM-L6-v2 vectors of SciFact sentences and Orleans documentation chunks, cached on disk because
-/// embedding ~20k texts takes minutes on two cores while the index benchmark itself takes seconds.
+/// embedding ~20k texts takes minutes on two cores while the index benchmark itself takes seconds. Row i of the cache
+/// is the embedding of text i of <see cref="RealCorpus.Texts"/> (deterministic, shuffled with a fixed seed). Shared
+/// by bench/Ann (index benchmarks) and bench/Load (the full-size tenants it bulk-loads); compiled into those only,
+/// since it needs the Grains project (tokenizer, chunker, ONNX model).
 /// </summary>
 internal static class RealEmbeddings
 {
@@ -32,35 +35,41 @@ internal static class RealEmbeddings
     // Shorter texts are mostly splitter leftovers ("(A)", "Results:") that would add meaningless near-duplicates.
     private const int MinTokens = 6;
 
-    public static AnnDataset Load(string sharedData, int baseCount, int queryCount)
+    /// <summary>
+    /// The first <paramref name="needed"/> texts and their vectors. Missing rows are embedded and appended to the cache
+    /// when <paramref name="embedMissing"/> (slow: ~100k texts take about an hour on two cores), otherwise refused.
+    /// </summary>
+    public static RealCorpus Load(string sharedData, int needed, bool embedMissing = true)
     {
         var descriptor = EmbeddingModelDescriptor.MiniLmL6V2;
         var tokenizer = LoadTokenizer(descriptor);
         var texts = CollectTexts(sharedData, tokenizer);
-        var needed = baseCount + queryCount;
         if (texts.Count < needed)
         {
-            throw new ArgumentOutOfRangeException(
-                nameof(baseCount), baseCount, $"Only {texts.Count} distinct texts are available; ask for at most {texts.Count - queryCount} base vectors.");
+            throw new ArgumentOutOfRangeException(nameof(needed), needed, $"Only {texts.Count} distinct texts are available.");
         }
 
         var fingerprint = Fingerprint(descriptor, texts);
-        var path = Path.Combine(BenchPaths.CacheDirectory(), $"ann-real-{descriptor.Name}.f32");
+        var path = CachePath();
         var vectors = ReadCache(path, fingerprint, descriptor.Dimensions, needed);
         Console.WriteLine($"real: {texts.Count} candidate texts, {vectors.Count} cached vectors in {path}");
         if (vectors.Count < needed)
         {
+            if (!embedMissing)
+            {
+                throw new InvalidOperationException(
+                    $"{path} holds {vectors.Count:N0} of the {needed:N0} vectors needed. Create it with bench/Ann (it embeds and caches them, " +
+                    $"about an hour for 101,000 on two cores): dotnet <Ann build>/RagOrleans.Bench.Ann.dll real {needed - 1000} --queries 1000 --embed-only 1");
+            }
+
             EmbedMissing(path, fingerprint, descriptor, texts, vectors, needed);
         }
 
-        // The first queryCount texts of the shuffled list are the queries, so they never enter the index.
-        return new AnnDataset(
-            $"minilm-{baseCount}",
-            vectors.GetRange(queryCount, baseCount).ToArray(),
-            vectors.GetRange(0, queryCount).ToArray(),
-            GroundTruth: null,
-            VectorMetric.Cosine);
+        return new RealCorpus(descriptor, texts.GetRange(0, needed), vectors);
     }
+
+    /// <summary>Where the cache lives: bench/.cache of the checkout.</summary>
+    public static string CachePath() => Path.Combine(BenchPaths.CacheDirectory(), $"ann-real-{EmbeddingModelDescriptor.MiniLmL6V2.Name}.f32");
 
     private static WordPieceTokenizer LoadTokenizer(EmbeddingModelDescriptor descriptor)
     {
@@ -237,3 +246,6 @@ internal static class RealEmbeddings
         }
     }
 }
+
+/// <summary>Texts and their vectors, row for row (<see cref="Vectors"/>[i] embeds <see cref="Texts"/>[i]).</summary>
+internal sealed record RealCorpus(EmbeddingModelDescriptor Model, List<string> Texts, List<float[]> Vectors);
