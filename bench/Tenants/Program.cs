@@ -20,6 +20,8 @@ var modes = Option(args, "mode", "cold,density").Split(',');
 var tenants = parsed.Int("tenants", 500);
 var chunksPerTenant = parsed.Int("chunks", 1000);
 var loads = parsed.Int("loads", 20);
+// --settle none: no full collection before each timed load, so the loads see the GC state earlier loads left (as in a silo).
+var settle = Option(args, "settle", "full") != "none";
 var bigSizes = Option(args, "big", "10000,100000").Split(',').Select(int.Parse).ToArray();
 var vectorSource = VectorSource.Open(Option(args, "vectors", ""));
 var sentences = File.ReadLines(Path.Combine(BenchPaths.SharedData(), "scifact", "corpus.jsonl"))
@@ -37,7 +39,12 @@ Console.WriteLine($"{sentences.Length:N0} SciFact sentences; vectors: {vectorSou
 
 if (modes.Contains("silo"))
 {
-    var siloReport = await SiloRun.RunAsync(args, parsed, (size, seed) => Build(size, seed), run);
+    // Shards from the snapshot cache (built once), so big ones do not have to be rebuilt for every run.
+    var siloReport = await SiloRun.RunAsync(args, parsed, (size, seed) =>
+    {
+        using var file = File.OpenRead(Snapshot(size, seed));
+        return ShardIndex.ReadFrom(file, options);
+    }, run);
     if (parsed.Json is { } siloJson)
     {
         JsonReport.Write(siloJson, siloReport);
@@ -52,50 +59,76 @@ foreach (var size in modes.Contains("cold") ? bigSizes : [])
 {
     var path = Snapshot(size, seed: size);
     var bytes = new FileInfo(path).Length;
+    var layout = Layout(path);
     var raw = new List<double>();
-    var load = new List<double>();
-    var allocated = 0L;
-    for (var i = 0; i < loads + 2; i++)
+    var fresh = new List<LoadSample>();
+    var samples = new List<LoadSample>();
+    var rawBuffer = GC.AllocateUninitializedArray<byte>((int)bytes);
+    var poolLimit = ShardArrayPool.LimitBytes;
+
+    // Same-run before/after: blocks of loads alternate between fresh arrays (the pool off: what every load did before
+    // ShardArrayPool) and recycled ones (the pool on: each load reuses the arrays the previous load released). The
+    // first load of a block is not counted (warm-up; for the pool, its one miss). Two warm-up loads come first.
+    const int Block = 10;
+    for (var i = 0; i < 2; i++)
     {
-        // Baseline in the same run: reading the snapshot bytes alone (page cache), the floor for any loader.
-        var start = Stopwatch.GetTimestamp();
-        _ = File.ReadAllBytes(path);
-        var rawMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-        GC.Collect();
-        var allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
-        start = Stopwatch.GetTimestamp();
-        ShardIndex loaded;
-        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan))
-        {
-            loaded = ShardIndex.ReadFrom(stream, options);
-        }
+        TimedLoad(path, size, layout).Dispose();
+    }
 
-        var loadMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-        allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
-        if (loaded.Count != size)
+    for (var block = 0; fresh.Count < loads || samples.Count < loads; block++)
+    {
+        var recycle = fresh.Count >= loads || (samples.Count < loads && block % 2 == 1);
+        ShardArrayPool.LimitBytes = recycle ? poolLimit : 0;
+        var into = recycle ? samples : fresh;
+        for (var j = 0; j <= Block && into.Count < loads; j++)
         {
-            throw new InvalidDataException($"Loaded {loaded.Count} chunks, expected {size}.");
-        }
+            // Baseline in the same run: the snapshot's bytes copied from the page cache into a buffer that is
+            // already touched, the floor for any loader.
+            var start = Stopwatch.GetTimestamp();
+            using (var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan))
+            {
+                file.ReadExactly(rawBuffer);
+            }
 
-        loaded.Dispose();
-        if (i >= 2)
-        {
-            raw.Add(rawMs);
-            load.Add(loadMs);
+            var rawMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            var sample = TimedLoad(path, size, layout);
+            if (j > 0)
+            {
+                raw.Add(rawMs);
+                into.Add(sample.Sample);
+            }
+
+            sample.Dispose();
         }
     }
+
+    ShardArrayPool.LimitBytes = poolLimit;
+    var load = samples.Select(s => s.WallMs).Order().ToList();
+    var freshLoad = fresh.Select(s => s.WallMs).Order().ToList();
+    var allocated = samples[^1].AllocatedBytes;
+    Console.WriteLine($"  fresh arrays (pool off, as before):");
+    PrintSamples(size, fresh);
+    Console.WriteLine($"  recycled arrays (pool on):");
+    PrintSamples(size, samples);
 
     // Where the time goes: the two nested formats read alone from memory (the id maps are the rest).
     var image = File.ReadAllBytes(path);
     var parts = new List<(double Total, double Hnsw, double Bm25)>();
+    var memorySamples = new List<LoadSample>();
     for (var i = 0; i < Math.Max(3, loads / 2); i++)
     {
-        GC.Collect();
-        var start = Stopwatch.GetTimestamp();
+        if (settle)
+        {
+            GC.Collect();
+        }
+
+        var meter = LoadMeter.Start();
         ShardIndex.ReadFrom(new MemoryStream(image, writable: false), options).Dispose();
-        var total = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        var memorySample = meter.Stop(null, null);
+        memorySamples.Add(memorySample);
+        var total = memorySample.WallMs;
         var stream = SkipIdMaps(image);
-        start = Stopwatch.GetTimestamp();
+        var start = Stopwatch.GetTimestamp();
         HnswIndex.ReadFrom(stream).Dispose();
         var hnsw = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         start = Stopwatch.GetTimestamp();
@@ -104,15 +137,20 @@ foreach (var size in modes.Contains("cold") ? bigSizes : [])
         parts.Add((total, hnsw, bm25));
     }
 
+    Console.WriteLine($"  from memory, median load: {memorySamples.OrderBy(s => s.WallMs).ElementAt(memorySamples.Count / 2)}");
     raw.Sort();
-    load.Sort();
     var result = new ColdResult(size, bytes, bytes / (double)size, loads,
         Stats.Percentile(load, 50), Stats.Percentile(load, 99), load[^1], Stats.Percentile(raw, 50), Stats.Percentile(load, 50) / Stats.Percentile(raw, 50),
-        allocated, Stats.Median(parts.Select(p => p.Total)), Stats.Median(parts.Select(p => p.Hnsw)), Stats.Median(parts.Select(p => p.Bm25)));
+        allocated, Stats.Median(parts.Select(p => p.Total)), Stats.Median(parts.Select(p => p.Hnsw)), Stats.Median(parts.Select(p => p.Bm25)),
+        Stats.Percentile(freshLoad, 50), Stats.Percentile(freshLoad, 99), freshLoad[^1], Stats.Median(fresh.Select(s => (double)s.MinorFaults)),
+        Stats.Median(samples.Select(s => (double)s.MinorFaults)), samples.Sum(s => s.Gen2), samples.Sum(s => s.GcPauseMs), samples.Sum(s => s.JitMs), settle);
     cold.Add(result);
     Console.WriteLine($"cold load {size,7:N0} chunks: snapshot {bytes / 1048576.0:F1} MB ({result.SnapshotBytesPerChunk:F0} B/chunk); " +
         $"p50 {result.P50Ms:F1} ms, p99 {result.P99Ms:F1} ms, max {result.MaxMs:F1} ms; file read alone p50 {result.RawReadP50Ms:F1} ms ({result.RatioToRawRead:F2}x); " +
         $"allocated {allocated / 1048576.0:F1} MB");
+    Console.WriteLine($"  same run, fresh arrays (before): p50 {result.FreshP50Ms:F1} ms, p99 {result.FreshP99Ms:F1} ms, max {result.FreshMaxMs:F1} ms; " +
+        $"recycled / fresh: p50 {result.P50Ms / result.FreshP50Ms:F2}x, p99 {result.P99Ms / result.FreshP99Ms:F2}x; " +
+        $"median page faults per load {result.FreshMedianFaults:F0} -> {result.MedianFaults:F0}");
     Console.WriteLine($"  from memory (median): whole {result.InMemoryMs:F1} ms = HNSW {result.HnswMs:F1} + BM25 {result.Bm25Ms:F1} + id maps {result.InMemoryMs - result.HnswMs - result.Bm25Ms:F1}");
 }
 
@@ -167,6 +205,65 @@ if (parsed.Json is { } json)
 }
 
 return 0;
+
+// Per-load detail: the slowest loads and the median one, and whether the slow ones coincide with collections.
+static void PrintSamples(int size, List<LoadSample> samples)
+{
+    var sorted = samples.OrderBy(s => s.WallMs).ToList();
+    Console.WriteLine($"  in load order (ms): {string.Join(' ', samples.Select(s => s.WallMs.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)))}");
+    Console.WriteLine($"  {size:N0} chunks, {samples.Count} loads; median load: {sorted[sorted.Count / 2]}");
+    foreach (var s in sorted.TakeLast(Math.Min(5, sorted.Count)).Reverse())
+    {
+        Console.WriteLine($"    slow: {s}");
+    }
+
+    var withGc = samples.Where(s => s.Gen0 + s.Gen1 + s.Gen2 > 0).Select(s => s.WallMs).Order().ToList();
+    var withoutGc = samples.Where(s => s.Gen0 + s.Gen1 + s.Gen2 == 0).Select(s => s.WallMs).Order().ToList();
+    Console.WriteLine($"    {withGc.Count} loads with a collection (p50 {Stats.Percentile(withGc, 50):F1} ms, max {(withGc.Count > 0 ? withGc[^1] : double.NaN):F1} ms), " +
+        $"{withoutGc.Count} without (p50 {Stats.Percentile(withoutGc, 50):F1} ms, max {(withoutGc.Count > 0 ? withoutGc[^1] : double.NaN):F1} ms); " +
+        $"gen2 collections {samples.Sum(s => s.Gen2)}, total GC pause {samples.Sum(s => s.GcPauseMs):F1} ms, JIT {samples.Sum(s => s.JitMs):F1} ms, " +
+        $"involuntary switches {samples.Sum(s => s.InvoluntarySwitches)}, loads with > 256 page faults {samples.Count(s => s.MinorFaults > 256)}, wall - cpu (waiting) p50 {Stats.Median(samples.Select(s => s.WallMs - s.CpuMs)):F1} ms");
+}
+
+// One cold load as an activation does it (open the snapshot file, ShardIndex.ReadFrom), measured.
+(LoadSample Sample, ShardIndex Index) TimedLoadCore(string path, int size, SnapshotLayout layout)
+{
+    if (settle)
+    {
+        GC.Collect();
+    }
+
+    var meter = LoadMeter.Start();
+    ShardIndex loaded;
+    ProbeStream probe;
+    using (probe = new ProbeStream(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan)))
+    {
+        loaded = ShardIndex.ReadFrom(probe, options);
+    }
+
+    var sample = meter.Stop(probe, layout);
+    if (loaded.Count != size)
+    {
+        throw new InvalidDataException($"Loaded {loaded.Count} chunks, expected {size}.");
+    }
+
+    return (sample, loaded);
+}
+
+TimedShard TimedLoad(string path, int size, SnapshotLayout layout)
+{
+    var (sample, index) = TimedLoadCore(path, size, layout);
+    return new TimedShard(sample, index);
+}
+
+// Where the snapshot's parts start and end: the HNSW part ends where the keyword index begins.
+static SnapshotLayout Layout(string path)
+{
+    var image = File.ReadAllBytes(path);
+    var stream = SkipIdMaps(image);
+    HnswIndex.ReadFrom(stream).Dispose();
+    return SnapshotLayout.Of(image, stream.Position);
+}
 
 // Managed heap per instance when `tenants` copies are resident at once.
 double HeapPerTenant(Func<int, object> load)
@@ -261,7 +358,14 @@ static string Option(string[] args, string name, string fallback) =>
     Array.IndexOf(args, "--" + name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
 
 internal sealed record ColdResult(int Chunks, long SnapshotBytes, double SnapshotBytesPerChunk, int Loads, double P50Ms, double P99Ms, double MaxMs,
-    double RawReadP50Ms, double RatioToRawRead, long AllocatedBytesPerLoad, double InMemoryMs, double HnswMs, double Bm25Ms);
+    double RawReadP50Ms, double RatioToRawRead, long AllocatedBytesPerLoad, double InMemoryMs, double HnswMs, double Bm25Ms,
+    double FreshP50Ms, double FreshP99Ms, double FreshMaxMs, double FreshMedianFaults, double MedianFaults, int Gen2Collections, double GcPauseMs,
+    double JitMs, bool FullCollectionBeforeEachLoad);
+
+internal sealed record TimedShard(LoadSample Sample, ShardIndex Index) : IDisposable
+{
+    public void Dispose() => Index.Dispose();
+}
 
 internal sealed record DensityResult(int Tenants, int ChunksPerTenant, double HeapBytesPerTenant, double HeapBytesPerVector, double RssBytesPerTenant,
     double EstimatedBytesPerTenant, double LoadP50Ms, double LoadP99Ms, int RawVectorBytes,

@@ -18,7 +18,7 @@ namespace RagOrleans.Bench.Tenants;
 /// <c>Rag:ShardMemory</c>) for the process to stay bounded; a sampler records RSS, heap and resident activations.
 /// </summary>
 /// <remarks>
-/// Options: --tenants N (10000) --chunks C (1000) --distinct K (tenants): with K below N, only K snapshots are written
+/// Options: --tenants N (10000) --chunks C (1000) --templates T (8 different shards) --distinct K (tenants): with K below N, only K snapshots are written
 /// and tenant t reads tenant (t mod K)'s, to spare the disk (a 1,000-chunk snapshot is 1.8 MB);
 /// --parallel P (2) concurrent callers; --data DIR (/tmp/rag-bench-tenants-silo, wiped). Bound the process with
 /// DOTNET_GCHeapHardLimit: the governor reads memory load against it.
@@ -74,7 +74,7 @@ internal static class SiloRun
 
         // Seed through the service's own store: 8 different shards built in-process, saved under every tenant's key.
         var watch = Stopwatch.StartNew();
-        var templates = Enumerable.Range(0, 8).Select(t =>
+        var templates = Enumerable.Range(0, parsed.Int("templates", 8)).Select(t =>
         {
             using var buffer = new MemoryStream();
             build(chunks, 1000 + t).WriteTo(buffer);
@@ -87,12 +87,31 @@ internal static class SiloRun
             await store.SaveAsync(ShardKey(t), chunks, (stream, ct) => stream.WriteAsync(bytes, ct).AsTask());
         }
 
-        Console.WriteLine($"  seeded {distinct:N0} snapshots ({distinct * (double)templates[0].Length / 1073741824.0:F1} GB) in {watch.Elapsed.TotalSeconds:F0} s");
+        // Real collections, so each activation's settings call finds its collection (as in the service) rather than
+        // taking the not-found path.
+        var created = 0;
+        for (var t = 0; t < tenants; t++)
+        {
+            try
+            {
+                await grains.GetGrain<ICollectionGrain>(Ids.Key($"t{t:D5}", Collection)).Create(new CollectionSettings("all-minilm-l6-v2", 384, 1, 256, 32));
+                created++;
+            }
+            catch (RagException ex)
+            {
+                Console.WriteLine($"  collection of tenant {t} not created ({ex.Kind}: {ex.Message}); shards take the not-found path");
+                break;
+            }
+        }
+
+        Console.WriteLine($"  created {created:N0} collections; seeded {distinct:N0} snapshots ({distinct * (double)templates[0].Length / 1073741824.0:F1} GB) in {watch.Elapsed.TotalSeconds:F0} s");
         ProcessStats.Settle();
         var baseRss = ProcessStats.RssBytes();
         var baseHeap = GC.GetTotalMemory(forceFullCollection: true);
         var baseActivations = await ShardActivations(grains);
         Console.WriteLine($"  silo up, seeded: RSS {baseRss / 1048576.0:F0} MB, heap {baseHeap / 1048576.0:F0} MB, {baseActivations} shard activations");
+
+        var cycles = await ActivationCyclesAsync(grains, parsed.Int("cycles", 0), Math.Min(tenants, parsed.Int("cycle-tenants", 20)), chunks);
 
         var samples = new List<SiloSample>();
         var touched = 0;
@@ -175,7 +194,7 @@ internal static class SiloRun
         var report = new SiloReport("tenants-silo", tenants, chunks, distinct, parallel, gc.TotalAvailableMemoryBytes, baseRss, baseHeap,
             peak.RssBytes, final.RssBytes, maxResident, final.ResidentShards, heapPerTenant, heapPerTenant / chunks, rssPerTenant,
             touchSeconds, Stats.Percentile(latencies, 50), Stats.Percentile(latencies, 99), latencies[^1],
-            Stats.Percentile(again, 50), Stats.Percentile(again, 99), samples, run.Finish());
+            Stats.Percentile(again, 50), Stats.Percentile(again, 99), cycles, samples, run.Finish());
         Console.WriteLine($"  resident shards: max {maxResident:N0}, after idling {final.ResidentShards:N0} of {tenants:N0} touched");
         Console.WriteLine($"  RSS: seeded {baseRss / 1048576.0:F0} MB, peak {peak.RssBytes / 1048576.0:F0} MB, end {final.RssBytes / 1048576.0:F0} MB");
         Console.WriteLine($"  per resident tenant ({fullest.ResidentShards:N0} resident): shard estimate {heapPerTenant / 1048576.0:F2} MB = {report.HeapBytesPerVector:F0} B per vector; " +
@@ -183,6 +202,72 @@ internal static class SiloRun
         Console.WriteLine($"  cold activation through the grain: p50 {report.ActivationP50Ms:F1} ms, p99 {report.ActivationP99Ms:F1} ms, max {report.ActivationMaxMs:F1} ms; " +
             $"re-activation of released tenants p50 {report.ReactivationP50Ms:F1} ms, p99 {report.ReactivationP99Ms:F1} ms");
         await host.StopAsync();
+        return report;
+    }
+
+    /// <summary>
+    /// The grain path of a cold activation, repeated: <paramref name="rounds"/> times, one caller touches tenants
+    /// 0..<paramref name="count"/>-1 in turn (each call activates the shard: collection settings, snapshot open,
+    /// ShardIndex.ReadFrom, log replay) and then every idle activation is deactivated, so the next round is cold again.
+    /// Between rounds the shards' arrays go where a deactivation sends them (ShardArrayPool, or the GC with
+    /// Rag:ShardMemory:RecycleLimitBytes=0).
+    /// </summary>
+    private static async Task<CycleReport?> ActivationCyclesAsync(IGrainFactory grains, int rounds, int count, int chunks)
+    {
+        if (rounds <= 0)
+        {
+            return null;
+        }
+
+        var management = grains.GetGrain<IManagementGrain>(0);
+        var latencies = new List<double>(rounds * count);
+        var firstRound = new List<double>(count);
+        var (rentedBefore, reusedBefore) = ShardArrayPool.Counts;
+        var gen2Before = GC.CollectionCount(2);
+        var pauseBefore = GC.GetTotalPauseDuration();
+        var faultsBefore = 0L;
+        for (var r = 0; r < rounds; r++)
+        {
+            for (var t = 0; t < count; t++)
+            {
+                var start = Stopwatch.GetTimestamp();
+                var stats = await grains.GetGrain<IIndexShardGrain>(ShardKey(t)).GetStats();
+                var ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                if (stats.Chunks != chunks)
+                {
+                    throw new InvalidDataException($"Tenant {t}: {stats.Chunks} chunks, expected {chunks}.");
+                }
+
+                (r == 0 ? firstRound : latencies).Add(ms);
+            }
+
+            if (r == 0)
+            {
+                faultsBefore = LoadMeter.ProcessMinorFaults();
+            }
+
+            // Asked again until every shard is gone: one that was still finishing a call is skipped by a collection.
+            var wait = Stopwatch.StartNew();
+            do
+            {
+                await management.ForceActivationCollection(TimeSpan.Zero);
+                await Task.Delay(50);
+            }
+            while (await ShardActivations(grains) > 0 && wait.Elapsed < TimeSpan.FromSeconds(30));
+        }
+
+        var (rented, reused) = ShardArrayPool.Counts;
+        latencies.Sort();
+        firstRound.Sort();
+        var report = new CycleReport(rounds, count, ShardArrayPool.LimitBytes, Stats.Percentile(firstRound, 50), firstRound[^1],
+            latencies.Count, Stats.Percentile(latencies, 50), Stats.Percentile(latencies, 99), latencies.Count > 0 ? latencies[^1] : double.NaN,
+            rented - rentedBefore, reused - reusedBefore, GC.CollectionCount(2) - gen2Before, (GC.GetTotalPauseDuration() - pauseBefore).TotalMilliseconds,
+            (LoadMeter.ProcessMinorFaults() - faultsBefore) / (double)Math.Max(1, latencies.Count));
+        Console.WriteLine($"  activation cycles: {rounds} rounds x {count} tenants, array pool limit {report.PoolLimitBytes / 1048576.0:F0} MB; " +
+            $"first round (nothing released yet) p50 {report.FirstRoundP50Ms:F1} ms, max {report.FirstRoundMaxMs:F1} ms; " +
+            $"later rounds ({report.Activations} activations) p50 {report.P50Ms:F1} ms, p99 {report.P99Ms:F1} ms, max {report.MaxMs:F1} ms; " +
+            $"arrays reused {report.ArraysReused:N0} of {report.ArraysRented:N0}; gen2 GCs {report.Gen2Collections}, GC pause {report.GcPauseMs:F0} ms; " +
+            $"process page faults per later activation {report.PageFaultsPerActivation:F0}");
         return report;
     }
 
@@ -220,4 +305,7 @@ internal sealed record SiloReport(string Benchmark, int Tenants, int ChunksPerTe
     long SeededRssBytes, long SeededHeapBytes, long PeakRssBytes, long EndRssBytes, int MaxResidentShards, int EndResidentShards,
     double HeapBytesPerResidentTenant, double HeapBytesPerVector, double RssBytesPerResidentTenant, double TouchSeconds,
     double ActivationP50Ms, double ActivationP99Ms, double ActivationMaxMs, double ReactivationP50Ms, double ReactivationP99Ms,
-    IReadOnlyList<SiloSample> Samples, RunInfo Run);
+    CycleReport? ActivationCycles, IReadOnlyList<SiloSample> Samples, RunInfo Run);
+
+internal sealed record CycleReport(int Rounds, int TenantsPerRound, long PoolLimitBytes, double FirstRoundP50Ms, double FirstRoundMaxMs, int Activations,
+    double P50Ms, double P99Ms, double MaxMs, long ArraysRented, long ArraysReused, int Gen2Collections, double GcPauseMs, double PageFaultsPerActivation);

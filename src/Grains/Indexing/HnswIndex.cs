@@ -106,7 +106,8 @@ public sealed partial class HnswIndex : IDisposable
             (_vectors, _vectorOffset) = AllocateVectors((long)capacity * _dims);
         }
 
-        _links0 = new int[(long)capacity * _stride0];
+        // Possibly a released index's array, cleared: a row's unused slots are part of the snapshot.
+        _links0 = ShardArrayPool.RentCleared<int>(checked(capacity * _stride0));
         _upperOffset = new int[capacity];
         _levels = new byte[capacity];
         _deleted = new byte[capacity];
@@ -271,11 +272,32 @@ public sealed partial class HnswIndex : IDisposable
         }
     }
 
-    /// <summary>Releases the memory-mapped vector file of an int8 index; a no-op otherwise.</summary>
+    /// <summary>
+    /// Releases the index's memory: the memory-mapped vector file of an int8 index, or the pinned vector array of a
+    /// float32 one (to <see cref="ShardArrayPool"/>, for the next index that loads). The index is empty afterwards.
+    /// </summary>
     public void Dispose()
     {
         _mapped?.Dispose();
         _mapped = null;
+        var vectors = _vectors;
+        var links = _links0;
+        if (vectors.Length == 0)
+        {
+            return;
+        }
+
+        // Empty first, so nothing can reach the arrays through this index once another index owns them.
+        _vectors = [];
+        _links0 = [];
+        _vectorOffset = 0;
+        _count = 0;
+        _live = 0;
+        _entryPoint = -1;
+        _maxLevel = -1;
+        _upperUsed = 0;
+        ShardArrayPool.Return(vectors);
+        ShardArrayPool.Return(links);
     }
 
     /// <summary>
@@ -284,7 +306,7 @@ public sealed partial class HnswIndex : IDisposable
     /// </summary>
     private unsafe float* FloatBase => _quantized
         ? (_mapped ?? throw new ObjectDisposedException(nameof(HnswIndex))).Base
-        : (float*)Unsafe.AsPointer(ref _vectors[_vectorOffset]);
+        : _vectors.Length == 0 ? throw new ObjectDisposedException(nameof(HnswIndex)) : (float*)Unsafe.AsPointer(ref _vectors[_vectorOffset]);
 
     private unsafe void StoreVector(int id, ReadOnlySpan<float> vector)
     {
@@ -364,7 +386,8 @@ public sealed partial class HnswIndex : IDisposable
         }
 
         // Uninitialised is fine: only rows below _count are ever read, and each is written by Add or ReadFrom first.
-        var array = GC.AllocateUninitializedArray<float>((int)length + alignFloats, pinned: true);
+        // A released index's array is preferred: fresh memory costs a page fault per 4 KB (see ShardArrayPool).
+        var array = ShardArrayPool.RentVectors((int)length + alignFloats);
         nint address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
         int misalignment = (int)(address & 63) / sizeof(float);
         return (array, (alignFloats - misalignment) % alignFloats);

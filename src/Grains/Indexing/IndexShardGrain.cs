@@ -585,8 +585,15 @@ public sealed class ShardIndex(HnswOptions hnswOptions) : IDisposable
         _keywords.WriteTo(stream, keywordVersion);
     }
 
-    /// <summary>Releases the vector graph's memory-mapped vectors (int8 mode); a no-op for float32.</summary>
-    public void Dispose() => _hnsw?.Dispose();
+    /// <summary>
+    /// Releases the shard's big arrays for the next shard that loads (<see cref="ShardArrayPool"/>) and an int8 graph's
+    /// memory-mapped vectors. The index is empty afterwards.
+    /// </summary>
+    public void Dispose()
+    {
+        _hnsw?.Dispose();
+        _keywords.Release();
+    }
 
     /// <summary>Reads a snapshot written by <see cref="WriteTo"/>; InvalidDataException if damaged.</summary>
     public static ShardIndex ReadFrom(Stream stream, HnswOptions hnswOptions)

@@ -24,6 +24,12 @@ public sealed class ShardMemoryOptions
 
     /// <summary>How often memory is checked.</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Most bytes of released shards' arrays kept for the next cold activation (<see cref="ShardArrayPool"/>); null
+    /// keeps its default (a sixteenth of the memory available to the GC, at most 1 GiB), 0 turns recycling off.
+    /// </summary>
+    public long? RecycleLimitBytes { get; set; }
 }
 
 /// <summary>One resident shard as the governor sees it.</summary>
@@ -173,12 +179,21 @@ public sealed class ShardMemoryGovernor(IOptions<ShardMemoryOptions> options, Ti
             entries[v.Key].Release();
         }
 
+        // Arrays kept for the next cold activation go last (they make room cheaply as long as shards come and go),
+        // when the idle shards cannot free enough.
+        var victimBytes = victims.Sum(v => v.Bytes);
+        if (victimBytes < toFree && ShardArrayPool.Drain() is var drained and > 0)
+        {
+            _releasedBytes += drained;
+            _releasedAtCollection = fullCollections;
+        }
+
         if (victims.Count > 0)
         {
-            _releasedBytes += victims.Sum(v => v.Bytes);
+            _releasedBytes += victimBytes;
             _releasedAtCollection = fullCollections;
             logger.LogWarning("Memory load {Load:F0}% over {Limit:F0}%: releasing {Count} idle shards holding {Bytes:N0} bytes",
-                memoryLoadBytes * 100.0 / availableBytes, o.LimitPercent, victims.Count, victims.Sum(v => v.Bytes));
+                memoryLoadBytes * 100.0 / availableBytes, o.LimitPercent, victims.Count, victimBytes);
         }
 
         return victims.Select(v => v.Key).ToList();
@@ -187,6 +202,11 @@ public sealed class ShardMemoryGovernor(IOptions<ShardMemoryOptions> options, Ti
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        if (options.Value.RecycleLimitBytes is { } recycle)
+        {
+            ShardArrayPool.LimitBytes = recycle;
+        }
+
         if (!options.Value.Enabled)
         {
             return;

@@ -82,8 +82,9 @@ public sealed partial class Bm25Index
         _termHash = new int[termCapacity];
         _buckets = new int[BucketsFor(termCapacity)];
         _postings = new Postings[termCapacity];
-        _postingIds = new int[postingCapacity >= 0 ? postingCapacity : termCapacity * 2];
-        _postingTfs = new ushort[_postingIds.Length];
+        // Uninitialised (possibly a released shard's arenas): only slices below _arenaUsed are read, each written first.
+        _postingIds = ShardArrayPool.Rent<int>(postingCapacity >= 0 ? postingCapacity : termCapacity * 2);
+        _postingTfs = ShardArrayPool.Rent<ushort>(_postingIds.Length);
         _docState = new byte[Math.Max(idCapacity, 1)];
         _docLength = new int[_docState.Length];
         _docUniqueTerms = new int[_docState.Length];
@@ -106,6 +107,30 @@ public sealed partial class Bm25Index
 
     /// <summary>Average length, in terms, of the live documents (0 when there are none).</summary>
     public double AverageDocumentLength => _live == 0 ? 0 : (double)_totalLength / _live;
+
+    /// <summary>
+    /// Hands the posting arenas to <see cref="ShardArrayPool"/> for the next shard that loads. The index is empty
+    /// afterwards (searches find nothing); its owner releases it when it is done with it, as a shard does on deactivation.
+    /// </summary>
+    internal void Release()
+    {
+        var (ids, tfs) = (_postingIds, _postingTfs);
+
+        // Empty first, so nothing can reach the arenas through this index once another index owns them.
+        _live = 0;
+        _termCount = 0;
+        _idSpace = 0;
+        _totalLength = 0;
+        _postingCount = 0;
+        _deadPostings = 0;
+        _arenaUsed = 0;
+        _arenaHoles = 0;
+        _buckets = new int[BucketsFor(0)];
+        _postingIds = [];
+        _postingTfs = [];
+        ShardArrayPool.Return(ids);
+        ShardArrayPool.Return(tfs);
+    }
 
     /// <summary>Approximate heap bytes held by the index (allocated capacity, not just the used part).</summary>
     public long EstimatedMemoryBytes
