@@ -69,19 +69,7 @@ foreach (var scenario in new[] { "one-tenant", "many-tenants" })
     var targets = scenario == "one-tenant" ? [state.Big] : state.Small;
     Console.WriteLine($"\n{scenario}: {targets.Length} tenant(s), {targets.Sum(t => t.Chunks):N0} chunks; {options.Clients} clients, {options.Seconds} s per phase");
     await Prewarm(service, targets);
-    var phases = new List<PhaseResult>
-    {
-        // Baseline in the same run: the same HTTP path without the query embedding (BM25 only).
-        await Driver.RunAsync(service, targets, "keyword (baseline)", "keyword", i => cachedQueries[i % cachedQueries.Length], options),
-        await Driver.RunAsync(service, targets, "vector, cached query", "vector", i => cachedQueries[i % cachedQueries.Length], options, warm: true),
-        await Driver.RunAsync(service, targets, "vector, uncached query", "vector", _ => uncached.Next(), options),
-        await Driver.RunAsync(service, targets, "hybrid, uncached query", "hybrid", _ => uncached.Next(), options),
-    };
-    var baseline = phases[0].Qps;
-    foreach (var p in phases)
-    {
-        Console.WriteLine($"  {p.Name,-24} {p.Requests,7:N0} req {p.Errors,4} err  {p.Qps,8:F1} QPS ({p.Qps / baseline:F2}x baseline)  p50 {p.P50Ms,6:F2} ms  p90 {p.P90Ms,6:F2}  p99 {p.P99Ms,6:F2}  max {p.MaxMs,7:F1}");
-    }
+    var phases = await Driver.RunPhasesAsync(service, targets, cachedQueries, uncached, options);
 
     scenarios.Add(new ScenarioResult(scenario, targets.Length, targets.Sum(t => t.Chunks), phases));
 }
@@ -311,6 +299,34 @@ internal static class Setup
 /// <summary>N closed-loop clients, each sending its next search as soon as the previous one answers.</summary>
 internal static class Driver
 {
+    /// <summary>
+    /// The four search phases every scenario runs, printed as they end: the keyword-only baseline of the same run (the
+    /// same HTTP path without a query embedding), vector search with cached and with never-seen query embeddings, and
+    /// hybrid with never-seen ones.
+    /// </summary>
+    public static async Task<List<PhaseResult>> RunPhasesAsync(
+        Service service, TenantTarget[] targets, string[] cachedQueries, UncachedQueries uncached, LoadOptions options)
+    {
+        var phases = new List<PhaseResult>
+        {
+            await RunAsync(service, targets, "keyword (baseline)", "keyword", i => cachedQueries[i % cachedQueries.Length], options),
+            await RunAsync(service, targets, "vector, cached query", "vector", i => cachedQueries[i % cachedQueries.Length], options, warm: true),
+            await RunAsync(service, targets, "vector, uncached query", "vector", _ => uncached.Next(), options),
+            await RunAsync(service, targets, "hybrid, uncached query", "hybrid", _ => uncached.Next(), options),
+        };
+        var baseline = phases[0].Qps;
+        foreach (var p in phases)
+        {
+            Console.WriteLine($"  {p.Name,-24} {p.Requests,7:N0} req {p.Errors,4} err  {p.Qps,8:F1} QPS ({p.Qps / baseline:F2}x baseline)  p50 {p.P50Ms,6:F2} ms  p90 {p.P90Ms,6:F2}  p99 {p.P99Ms,6:F2}  max {p.MaxMs,7:F1}");
+            if (p.FirstError is not null)
+            {
+                Console.WriteLine($"    first error: {p.FirstError}");
+            }
+        }
+
+        return phases;
+    }
+
     public static async Task<PhaseResult> RunAsync(
         Service service, TenantTarget[] targets, string name, string mode, Func<long, string> query, LoadOptions options, bool warm = false)
     {

@@ -147,22 +147,7 @@ internal static class ScaleRun
 
         var uncached = new UncachedQueries(corpus, claims.Skip(200));
         Console.WriteLine($"\n{scenario.Name}: {targets.Length} tenant(s), {targets.Sum(t => t.Chunks):N0} chunks; {options.Clients} clients, {options.Seconds} s per phase; load average {string.Join(' ', ProcessStats.LoadAverage())}");
-        var phases = new List<PhaseResult>
-        {
-            await Driver.RunAsync(service, targets, "keyword (baseline)", "keyword", i => cachedQueries[i % cachedQueries.Length], options),
-            await Driver.RunAsync(service, targets, "vector, cached query", "vector", i => cachedQueries[i % cachedQueries.Length], options, warm: true),
-            await Driver.RunAsync(service, targets, "vector, uncached query", "vector", _ => uncached.Next(), options),
-            await Driver.RunAsync(service, targets, "hybrid, uncached query", "hybrid", _ => uncached.Next(), options),
-        };
-        var baseline = phases[0].Qps;
-        foreach (var p in phases)
-        {
-            Console.WriteLine($"  {p.Name,-24} {p.Requests,7:N0} req {p.Errors,4} err  {p.Qps,8:F1} QPS ({p.Qps / baseline:F2}x baseline)  p50 {p.P50Ms,6:F2} ms  p90 {p.P90Ms,6:F2}  p99 {p.P99Ms,6:F2}  max {p.MaxMs,7:F1}");
-            if (p.FirstError is not null)
-            {
-                Console.WriteLine($"    first error: {p.FirstError}");
-            }
-        }
+        var phases = await Driver.RunPhasesAsync(service, targets, cachedQueries, uncached, options);
 
         var rssEnd = service.RssMb();
         var peak = service.PeakRssMb();
