@@ -12,34 +12,12 @@ namespace RagOrleans.Integration.Tests;
 /// answers every search exactly as before, through the PostgreSQL stores and the Redis grain state.
 /// </summary>
 [Collection(PostgresCollection.Name)]
-public sealed class ClusterBackupTests(PostgresFixture pg, ITestOutputHelper output) : IAsyncLifetime
+public sealed class ClusterBackupTests(PostgresFixture pg, ITestOutputHelper output) : OwnDatabaseClusterTest(pg, output, "rag_bak_")
 {
-    private readonly string _database = "rag_bak_" + Guid.NewGuid().ToString("N")[..12];
-    private RagCluster? _cluster;
-
-    public async Task InitializeAsync()
-    {
-        var redis = Environment.GetEnvironmentVariable("ConnectionStrings__Redis");
-        Assert.False(string.IsNullOrWhiteSpace(redis), "ConnectionStrings__Redis is not set: start scripts/test-services.sh up.");
-        await pg.CreateDatabaseAsync(_database);
-        _cluster = new RagCluster(pg.ConnectionStringFor(_database), redis!, output);
-    }
-
-    public async Task DisposeAsync()
-    {
-        if (_cluster is not null)
-        {
-            await _cluster.DisposeAsync();
-        }
-
-        NpgsqlConnection.ClearAllPools();
-        await pg.DropDatabaseAsync(_database);
-    }
-
     [Fact]
     public async Task A_tenant_exported_deleted_and_imported_searches_identically()
     {
-        var cluster = _cluster!;
+        var cluster = Cluster;
         await cluster.StartAsync(silos: 1, frontends: 1);
         var frontend = cluster.Frontends[0];
         var tenant = "bak-" + Guid.NewGuid().ToString("N")[..10];
@@ -84,7 +62,7 @@ public sealed class ClusterBackupTests(PostgresFixture pg, ITestOutputHelper out
             Assert.True(expected == after[what], $"{what} differs after the restore:\n before {expected}\n after  {after[what]}");
         }
 
-        output.WriteLine($"archive {archive.Length} bytes; {before.Count} observations identical");
+        Output.WriteLine($"archive {archive.Length} bytes; {before.Count} observations identical");
     }
 
     private static async Task<Dictionary<string, string>> ObserveAsync(HttpClient client)

@@ -14,39 +14,17 @@ namespace RagOrleans.Integration.Tests;
 /// PostgreSQL table and no key in Redis that names it or holds its text, and the deletion is in the shared audit log.
 /// </summary>
 [Collection(PostgresCollection.Name)]
-public sealed class ClusterDeletionTests(PostgresFixture pg, ITestOutputHelper output) : IAsyncLifetime
+public sealed class ClusterDeletionTests(PostgresFixture pg, ITestOutputHelper output) : OwnDatabaseClusterTest(pg, output, "rag_del_")
 {
     private const string SecretWord = "vorpelquandrix";
 
     // Kept on purpose: the audit trail and the billing ledger; Orleans' own membership and reminder tables.
     private static readonly string[] RetainedTables = ["audit_log", "usage_ledger", "rag_schema_version", "orleansquery", "orleansmembershiptable", "orleansmembershipversiontable", "orleansremindersstable"];
 
-    private readonly string _database = "rag_del_" + Guid.NewGuid().ToString("N")[..12];
-    private RagCluster? _cluster;
-
-    public async Task InitializeAsync()
-    {
-        var redis = Environment.GetEnvironmentVariable("ConnectionStrings__Redis");
-        Assert.False(string.IsNullOrWhiteSpace(redis), "ConnectionStrings__Redis is not set: start scripts/test-services.sh up.");
-        await pg.CreateDatabaseAsync(_database);
-        _cluster = new RagCluster(pg.ConnectionStringFor(_database), redis!, output);
-    }
-
-    public async Task DisposeAsync()
-    {
-        if (_cluster is not null)
-        {
-            await _cluster.DisposeAsync();
-        }
-
-        NpgsqlConnection.ClearAllPools();
-        await pg.DropDatabaseAsync(_database);
-    }
-
     [Fact]
     public async Task Deleting_a_tenant_removes_it_from_postgres_and_redis_and_is_audited()
     {
-        var cluster = _cluster!;
+        var cluster = Cluster;
         await cluster.StartAsync(silos: 1, frontends: 1);
         var frontend = cluster.Frontends[0];
         var tenant = "del-" + Guid.NewGuid().ToString("N")[..10];

@@ -56,18 +56,7 @@ public sealed class CollectionGrain(
 
     public async Task<CollectionInfo> Create(CollectionSettings settings)
     {
-        if (state.State.Exists)
-        {
-            throw RagException.Conflict($"Collection '{_name}' already exists.");
-        }
-
-        if (settings.ShardCount is < 1 or > 64)
-        {
-            throw RagException.Invalid("shardCount must be between 1 and 64.");
-        }
-
-        settings.Bm25?.Validate();
-        VectorQuantizations.Normalize(settings.VectorQuantization);
+        EnsureNewWith(settings);
 
         await Quota.ReserveCollection();
         try
@@ -86,7 +75,8 @@ public sealed class CollectionGrain(
         return new CollectionInfo(_name, state.State.CreatedAt, settings, 0, 0);
     }
 
-    public async Task Restore(CollectionSettings settings, DateTimeOffset createdAt)
+    /// <summary>What creating and restoring a collection both require: no collection of that name yet, valid settings.</summary>
+    private void EnsureNewWith(CollectionSettings settings)
     {
         if (state.State.Exists)
         {
@@ -100,6 +90,11 @@ public sealed class CollectionGrain(
 
         settings.Bm25?.Validate();
         VectorQuantizations.Normalize(settings.VectorQuantization);
+    }
+
+    public async Task Restore(CollectionSettings settings, DateTimeOffset createdAt)
+    {
+        EnsureNewWith(settings);
 
         // State first: once the tenant lists the collection, a cleanup through the tenant's Delete must find it.
         state.State = new CollectionState { Exists = true, CreatedAt = createdAt, Settings = settings };
