@@ -13,7 +13,11 @@ admin=$(curl -sf -X POST "$url/v1/tenants" -H "Authorization: Bearer $op" -H 'Co
   -d "{\"id\":\"$tenant\",\"name\":\"ingest bench\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["adminKey"])')
 curl -sf -X POST "$url/v1/collections" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -d '{"name":"docs"}' >/dev/null
 steps() { curl -sf "$url/metrics" | grep -E '^rag_ingestion_step[a-z_]*_(sum|count)\{' || true; }
+# Seconds the model spent on document texts (the batcher's per-call timer): chunks / that = the model's own rate on
+# exactly these chunks, so chunks/s end to end over it is the share of the embedding limit the pipeline reaches.
+model_busy() { curl -sf "$url/metrics" | awk '/^rag_embedding_duration_seconds_sum\{/ && /purpose="document"/ { s += $NF } END { printf "%.3f", s + 0 }'; }
 before=$(steps)
+busy_before=$(model_busy)
 files=$(find "$docs" -type f ! -name README.md | sort)
 n=$(wc -l <<<"$files")
 start=$(date +%s.%N)
@@ -42,6 +46,7 @@ print(len(d), s.get("indexed",0)+s.get("failed",0), s.get("indexed",0), s.get("f
 done
 end=$(date +%s.%N)
 after=$(steps)
+busy_after=$(model_busy)
 if [ -n "$probe_pid" ]; then
   kill "$probe_pid" 2>/dev/null; wait "$probe_pid" 2>/dev/null || true
   python3 - "$probe_log" <<'PY'
@@ -55,9 +60,10 @@ if ok:
 PY
 fi
 rm -f "$probe_log"
-python3 - "$start" "$end" "$n" "$indexed" "$failed" "$chunks" <<PY
+python3 - "$start" "$end" "$n" "$indexed" "$failed" "$chunks" "$busy_before" "$busy_after" <<PY
 import sys,re
 start,end,n,indexed,failed,chunks=float(sys.argv[1]),float(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]),int(sys.argv[5]),int(sys.argv[6])
+busy=float(sys.argv[8])-float(sys.argv[7])
 def parse(text):
     out={}
     for line in text.splitlines():
@@ -71,6 +77,8 @@ secs={k[0]:a[k]-b.get(k,0) for k in a if k[1]=='sum'}
 total=sum(secs.values()) or 1
 el=end-start
 print(f"{n} files uploaded; documents: {indexed} indexed, {failed} failed, {chunks} chunks in {el:.1f} s: {(indexed+failed)/el:.2f} docs/s, {chunks/el:.1f} chunks/s")
+if busy > 0:
+    print(f"model busy on document texts {busy:.1f} s = {100*busy/el:.1f} % of the wall time; embedding limit for these chunks {chunks/busy:.1f} chunks/s, ingest at {chunks/el/(chunks/busy):.2f}x of it")
 for s,v in sorted(secs.items(), key=lambda x:-x[1]):
     print(f"  {s:6s} {v:8.2f} s server time  {100*v/total:5.1f} %")
 PY

@@ -62,8 +62,12 @@ public sealed class RagOptions
     /// <summary>Embedding batches of one document in flight per silo; a large document spreads its batches over every silo.</summary>
     public int EmbedBatchesInFlightPerSilo { get; set; } = 2;
 
-    /// <summary>Documents one silo parses and embeds at the same time; the rest wait queued.</summary>
-    public int MaxConcurrentIngestions { get; set; } = 2;
+    /// <summary>
+    /// Documents one silo parses and embeds at the same time; the rest wait queued. Four, not two: while one document
+    /// parses, chunks or indexes, the model runs the others' texts, and with two small documents it often sat idle
+    /// (bench/Ingest, 204 documents: 30.2 -> 35.7 and 35.6 -> 37.3 chunks/s in two alternating rounds).
+    /// </summary>
+    public int MaxConcurrentIngestions { get; set; } = 4;
 
     /// <summary>Optional ONNX model file overriding the one shipped in the model package.</summary>
     public string? ModelPath { get; set; }

@@ -5,8 +5,8 @@ namespace RagOrleans.Grains.Ingestion;
 
 /// <summary>
 /// Bounds how many documents one silo parses and embeds at once, and shares those slots fairly between tenants.
-/// The model already uses every core, so more concurrent documents only lengthen the embedder queue until grain
-/// calls time out. Waiting documents queue per tenant and free slots go round-robin over the tenants that wait,
+/// The model already uses every core, so beyond the few documents that keep it busy while others parse or index,
+/// more concurrent documents only lengthen the embedder queue until grain calls time out. Waiting documents queue per tenant and free slots go round-robin over the tenants that wait,
 /// so one tenant's backlog of thousands of documents delays another tenant's single document by at most one
 /// document per busy tenant, not by the whole backlog. Within a tenant, documents keep their arrival order.
 /// </summary>
