@@ -276,6 +276,14 @@ internal sealed class CountingModel(IEmbeddingModel inner) : IEmbeddingModel
         return inner.Embed(texts, purpose);
     }
 
+    // Counted as one call: the figure shows the rounds the batcher forms; the model splits them itself.
+    public void EmbedInGroups(IReadOnlyList<string> texts, EmbeddingPurpose purpose, EmbeddedGroup groupDone)
+    {
+        Interlocked.Increment(ref _calls);
+        Interlocked.Add(ref _texts, texts.Count);
+        inner.EmbedInGroups(texts, purpose, groupDone);
+    }
+
     /// <summary>Adds the counts so far to <paramref name="tally"/> and starts again from zero.</summary>
     public void MoveTo(Tally tally)
     {

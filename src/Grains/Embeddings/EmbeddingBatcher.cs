@@ -19,11 +19,18 @@ public sealed record EmbeddingBatcherOptions
     public int MaxTextsPerRound { get; set; } = 64;
 
     /// <summary>
-    /// Most characters of text taken into one model call (a round always takes at least one text). Bounds how long a
-    /// newly arrived query waits behind document work: ~8 KB is about ten 200-token chunks, ~0.2 s on two cores.
-    /// Characters stand in for tokens because counting them is free on the caller's thread.
+    /// Most characters of query text taken into one round (a round always takes at least one text). Characters stand
+    /// in for tokens because counting them is free on the caller's thread.
     /// </summary>
     public int MaxCharactersPerRound { get; set; } = 8192;
+
+    /// <summary>
+    /// Most characters of document text taken into one round (a round always takes at least one text). The model
+    /// sorts a round by length and runs it as several calls of similar lengths, with queries that arrive meanwhile
+    /// served between those calls, so a query waits at most one call (~0.1 s of 200-token chunks on two cores) however
+    /// large the round. A large round pads less and runs full groups: 64 KB (~64 chunks) ingested 1.13x faster than 8 KB.
+    /// </summary>
+    public int DocumentWindowCharacters { get; set; } = 65536;
 
     /// <summary>
     /// Upper bound of the pause after a round of several texts during which the worker lets those texts' callers
@@ -82,6 +89,10 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     private int _disposed;
     private volatile bool _idle;
 
+    // Queries served between the model calls of a document round; separate from the worker's own round list, which
+    // is still being completed while they run.
+    private readonly List<Request> _betweenGroups = [];
+
     // Requests in both channels; our own count because reading a channel's Count takes its lock, and the regroup
     // pause polls it.
     private int _queued;
@@ -99,6 +110,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         _options = options ?? new EmbeddingBatcherOptions();
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxTextsPerRound, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxCharactersPerRound, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.DocumentWindowCharacters, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(_options.QueryCacheCapacity);
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.RegroupWait, TimeSpan.Zero);
         ArgumentOutOfRangeException.ThrowIfNegative(_options.RegroupShare);
@@ -296,11 +308,11 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
 
                 // Queries first: they have a user waiting, document ingestion does not.
                 var purpose = EmbeddingPurpose.Query;
-                var cutByBudget = Take(_queries.Reader, round);
+                var cutByBudget = Take(_queries.Reader, round, _options.MaxCharactersPerRound);
                 if (round.Count == 0)
                 {
                     purpose = EmbeddingPurpose.Document;
-                    cutByBudget = Take(_documents.Reader, round);
+                    cutByBudget = Take(_documents.Reader, round, _options.DocumentWindowCharacters);
                 }
 
                 if (round.Count > 0)
@@ -416,7 +428,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     }
 
     /// <returns>True when the round stopped at the character budget with texts still queued.</returns>
-    private bool Take(ChannelReader<Request> reader, List<Request> round)
+    private bool Take(ChannelReader<Request> reader, List<Request> round, int characterBudget)
     {
         round.Clear();
         var characters = 0;
@@ -429,7 +441,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
                 continue;
             }
 
-            if (round.Count > 0 && characters + request.Text.Length > _options.MaxCharactersPerRound)
+            if (round.Count > 0 && characters + request.Text.Length > characterBudget)
             {
                 return true;
             }
@@ -444,8 +456,8 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     }
 
     /// <returns>
-    /// How long the model ran, in <see cref="Stopwatch"/> ticks, and how many texts were queued when it finished,
-    /// before this round's callers were released.
+    /// How long the model ran for this round (queries served between its calls excluded), in <see cref="Stopwatch"/>
+    /// ticks, and how many texts were queued when it finished, before this round's last callers were released.
     /// </returns>
     private (long Ticks, int QueuedAfter) Run(List<Request> round, EmbeddingPurpose purpose)
     {
@@ -455,28 +467,38 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
             texts[i] = round[i].Text;
         }
 
-        long elapsed = 0;
+        var kind = purpose == EmbeddingPurpose.Query ? "query" : "document";
+        var started = Stopwatch.GetTimestamp();
+        var groupStarted = started;
+        long servingQueries = 0;
         var queuedAfter = 0;
         try
         {
-            float[][] vectors;
-            var started = Stopwatch.GetTimestamp();
             using (_modelGate.EnterScope())
             {
-                vectors = _model.Embed(texts, purpose);
-            }
-
-            elapsed = Stopwatch.GetTimestamp() - started;
-            queuedAfter = Volatile.Read(ref _queued);
-            _metrics?.EmbeddingBatch(purpose == EmbeddingPurpose.Query ? "query" : "document", texts.Length, RagMetrics.Since(started));
-            for (var i = 0; i < round.Count; i++)
-            {
-                if (purpose == EmbeddingPurpose.Query)
+                _model.EmbedInGroups(texts, purpose, (members, vectors) =>
                 {
-                    _queryCache?.Add(purpose, texts[i], vectors[i]);
-                }
+                    var ended = Stopwatch.GetTimestamp();
+                    _metrics?.EmbeddingBatch(kind, members.Length, Stopwatch.GetElapsedTime(groupStarted, ended));
+                    queuedAfter = Volatile.Read(ref _queued);
+                    foreach (var m in members)
+                    {
+                        if (purpose == EmbeddingPurpose.Query)
+                        {
+                            _queryCache?.Add(purpose, texts[m], vectors[m]);
+                        }
 
-                round[i].Complete(vectors[i]);
+                        // Released group by group: a caller whose texts all ran need not wait for the rest of the round.
+                        round[m].Complete(vectors[m]);
+                    }
+
+                    if (purpose == EmbeddingPurpose.Document)
+                    {
+                        servingQueries += ServeQueriesBetweenGroups();
+                    }
+
+                    groupStarted = Stopwatch.GetTimestamp();
+                });
             }
         }
 #pragma warning disable CA1031 // Any model failure must reach the waiting callers instead of killing the worker.
@@ -484,14 +506,41 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
 #pragma warning restore CA1031
         {
             _logger.LogError(e, "Embedding a batch of {Count} {Purpose} texts failed", round.Count, purpose);
+
+            // Requests of groups that already ran keep their vectors: failing a completed request is a no-op.
             foreach (var request in round)
             {
                 request.Fail(e);
             }
         }
 
+        var elapsed = Stopwatch.GetTimestamp() - started - servingQueries;
         round.Clear();
         return (elapsed, queuedAfter);
+    }
+
+    /// <summary>Runs the queries queued while a document round's last model call ran, before its next call starts.</summary>
+    /// <returns>How long it took, in <see cref="Stopwatch"/> ticks.</returns>
+    private long ServeQueriesBetweenGroups()
+    {
+        if (_queries.Reader.Count == 0)
+        {
+            return 0;
+        }
+
+        var started = Stopwatch.GetTimestamp();
+        while (!_stopping.IsCancellationRequested)
+        {
+            Take(_queries.Reader, _betweenGroups, _options.MaxCharactersPerRound);
+            if (_betweenGroups.Count == 0)
+            {
+                break;
+            }
+
+            Run(_betweenGroups, EmbeddingPurpose.Query);
+        }
+
+        return Stopwatch.GetTimestamp() - started;
     }
 
     private static void FailQueued(ChannelReader<Request> reader)

@@ -1,5 +1,11 @@
 namespace RagOrleans.Grains.Embeddings;
 
+/// <summary>
+/// Receives the vectors of one model call made by <see cref="IEmbeddingModel.EmbedInGroups"/>: <paramref name="members"/>
+/// are indexes into the submitted texts, and <paramref name="vectors"/> (indexed the same way) holds their vectors.
+/// </summary>
+public delegate void EmbeddedGroup(ReadOnlySpan<int> members, float[][] vectors);
+
 /// <summary>A sentence embedding model: texts in, unit-length vectors out.</summary>
 public interface IEmbeddingModel
 {
@@ -15,4 +21,24 @@ public interface IEmbeddingModel
     /// than <see cref="EmbeddingModelDescriptor.MaxSequenceLength"/> word pieces are truncated. Thread-safe.
     /// </summary>
     float[][] Embed(IReadOnlyList<string> texts, EmbeddingPurpose purpose);
+
+    /// <summary>
+    /// Embeds <paramref name="texts"/> like <see cref="Embed"/>, as the model's own sequence of calls (length-sorted
+    /// groups), and hands each group to <paramref name="groupDone"/> on the calling thread as soon as it has run,
+    /// before the next group starts. The callback may embed other texts itself (more urgent work that arrived), so a
+    /// large window of texts can be sorted as a whole without making that work wait for all of it.
+    /// Models that cannot split their work report everything as one group.
+    /// </summary>
+    void EmbedInGroups(IReadOnlyList<string> texts, EmbeddingPurpose purpose, EmbeddedGroup groupDone)
+    {
+        ArgumentNullException.ThrowIfNull(groupDone);
+        var vectors = Embed(texts, purpose);
+        var members = new int[vectors.Length];
+        for (var i = 0; i < members.Length; i++)
+        {
+            members[i] = i;
+        }
+
+        groupDone(members, vectors);
+    }
 }

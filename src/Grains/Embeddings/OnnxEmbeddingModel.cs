@@ -49,7 +49,16 @@ public sealed class OnnxEmbeddingModel : IEmbeddingModel, IDisposable
     public WordPieceTokenizer WordPieceTokenizer => _shared.Tokenizer;
 
     /// <inheritdoc />
-    public float[][] Embed(IReadOnlyList<string> texts, EmbeddingPurpose purpose)
+    public float[][] Embed(IReadOnlyList<string> texts, EmbeddingPurpose purpose) => Run(texts, purpose, groupDone: null);
+
+    /// <inheritdoc />
+    public void EmbedInGroups(IReadOnlyList<string> texts, EmbeddingPurpose purpose, EmbeddedGroup groupDone)
+    {
+        ArgumentNullException.ThrowIfNull(groupDone);
+        Run(texts, purpose, groupDone);
+    }
+
+    private float[][] Run(IReadOnlyList<string> texts, EmbeddingPurpose purpose, EmbeddedGroup? groupDone)
     {
         ArgumentNullException.ThrowIfNull(texts);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
@@ -96,6 +105,7 @@ public sealed class OnnxEmbeddingModel : IEmbeddingModel, IDisposable
                 }
 
                 RunBatch(order.AsSpan(start, rows), ids, lengths, results);
+                groupDone?.Invoke(order.AsSpan(start, rows), results);
                 start += rows;
             }
         }

@@ -197,7 +197,7 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
     public async Task Rounds_stop_at_the_character_budget_but_always_take_one_text()
     {
         var model = new GatedModel();
-        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { MaxCharactersPerRound = 8 });
+        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { DocumentWindowCharacters = 8 });
 
         var blocker = batcher.EmbedAsync("blocker", EmbeddingPurpose.Document).AsTask();
         await model.Entered.Task.WaitAsync(Timeout);
@@ -207,6 +207,62 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
         await Task.WhenAll(pending.Append(blocker)).WaitAsync(Timeout);
 
         Assert.Equal([["blocker"], ["aaaa", "bbbb"], ["cccc"], ["a text longer than the budget"], ["dd"]], model.Batches);
+    }
+
+    [Fact]
+    public async Task A_query_waits_for_one_model_call_of_a_large_document_round_not_for_the_whole_round()
+    {
+        // Groups of two: the six queued documents are one round the model runs as three calls.
+        var model = new GroupedModel(groupSize: 2, gatedCalls: 4);
+        await using var batcher = new EmbeddingBatcher(model);
+        var blocker = batcher.EmbedAsync("blocker", EmbeddingPurpose.Document).AsTask();
+        await model.Entered[0].Task.WaitAsync(Timeout);
+        var documents = Enumerable.Range(1, 6).Select(i => batcher.EmbedAsync($"d{i}", EmbeddingPurpose.Document).AsTask()).ToArray();
+        model.Release[0].SetResult();
+
+        // The query arrives while the round's first call runs.
+        await model.Entered[1].Task.WaitAsync(Timeout);
+        var query = batcher.EmbedAsync("q", EmbeddingPurpose.Query).AsTask();
+        model.Release[2].SetResult();
+        model.Release[1].SetResult();
+
+        // It ran before the round's second call (call 3), and the first call's callers were released before it too.
+        await model.Entered[3].Task.WaitAsync(Timeout);
+        Assert.True(query.IsCompletedSuccessfully);
+        Assert.True(documents[0].IsCompletedSuccessfully && documents[1].IsCompletedSuccessfully);
+        Assert.False(documents[2].IsCompleted);
+        model.Release[3].SetResult();
+        await Task.WhenAll(documents.Append(blocker).Append(query)).WaitAsync(Timeout);
+
+        Assert.Equal([["blocker"], ["d1", "d2"], ["q"], ["d3", "d4"], ["d5", "d6"]], model.Batches);
+        Assert.Equal(GroupedModel.VectorFor("q"), await query);
+        for (var i = 0; i < documents.Length; i++)
+        {
+            Assert.Equal(GroupedModel.VectorFor($"d{i + 1}"), await documents[i]);
+        }
+    }
+
+    [Fact]
+    public async Task A_failing_model_call_fails_only_the_texts_that_had_not_run()
+    {
+        var model = new GroupedModel(groupSize: 2, gatedCalls: 1) { FailingCall = 2 };
+        await using var batcher = new EmbeddingBatcher(model);
+        var blocker = batcher.EmbedAsync("blocker", EmbeddingPurpose.Document).AsTask();
+        await model.Entered[0].Task.WaitAsync(Timeout);
+        var documents = Enumerable.Range(1, 4).Select(i => batcher.EmbedAsync($"d{i}", EmbeddingPurpose.Document).AsTask()).ToArray();
+        model.Release[0].SetResult();
+
+        Assert.Equal(GroupedModel.VectorFor("d1"), await documents[0].WaitAsync(Timeout));
+        Assert.Equal(GroupedModel.VectorFor("d2"), await documents[1].WaitAsync(Timeout));
+        foreach (var failed in documents[2..])
+        {
+            var error = await Assert.ThrowsAsync<InvalidOperationException>(() => failed.WaitAsync(Timeout));
+            Assert.Equal("boom", error.Message);
+        }
+
+        // The worker survives the failure.
+        Assert.Equal(GroupedModel.VectorFor("after"), await batcher.EmbedAsync("after", EmbeddingPurpose.Document).AsTask().WaitAsync(Timeout));
+        await blocker;
     }
 
     [Fact]
@@ -403,6 +459,64 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
             }
 
             return texts.Select(t => new float[] { t.Length, 1 }).ToArray();
+        }
+
+        private static TaskCompletionSource[] NewSources(int count) =>
+            Enumerable.Range(0, count).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
+    }
+
+    // Runs a round as calls of groupSize texts in submission order, like the real model's length groups; its first
+    // calls each block until the test releases them, and the call numbered FailingCall throws.
+    private sealed class GroupedModel(int groupSize, int gatedCalls) : IEmbeddingModel
+    {
+        private readonly Lock _lock = new();
+
+        public TaskCompletionSource[] Entered { get; } = NewSources(gatedCalls);
+
+        public TaskCompletionSource[] Release { get; } = NewSources(gatedCalls);
+
+        public List<string[]> Batches { get; } = [];
+
+        public int FailingCall { get; init; } = -1;
+
+        public EmbeddingModelDescriptor Descriptor => EmbeddingModelDescriptor.MiniLmL6V2;
+
+        public ITokenCounter Tokenizer => throw new NotSupportedException();
+
+        public static float[] VectorFor(string text) => [text.Length, text[^1]];
+
+        public float[][] Embed(IReadOnlyList<string> texts, EmbeddingPurpose purpose)
+        {
+            int call;
+            lock (_lock)
+            {
+                call = Batches.Count;
+                Batches.Add([.. texts]);
+            }
+
+            if (call < Entered.Length)
+            {
+                Entered[call].TrySetResult();
+                Release[call].Task.Wait(Timeout);
+            }
+
+            return call == FailingCall ? throw new InvalidOperationException("boom") : texts.Select(VectorFor).ToArray();
+        }
+
+        public void EmbedInGroups(IReadOnlyList<string> texts, EmbeddingPurpose purpose, EmbeddedGroup groupDone)
+        {
+            var vectors = new float[texts.Count][];
+            for (var start = 0; start < texts.Count; start += groupSize)
+            {
+                var members = Enumerable.Range(start, Math.Min(groupSize, texts.Count - start)).ToArray();
+                var group = Embed(members.Select(m => texts[m]).ToArray(), purpose);
+                for (var j = 0; j < members.Length; j++)
+                {
+                    vectors[members[j]] = group[j];
+                }
+
+                groupDone(members, vectors);
+            }
         }
 
         private static TaskCompletionSource[] NewSources(int count) =>

@@ -76,6 +76,40 @@ public sealed class OnnxEmbeddingModelTests(EmbeddingModelFixture fixture)
     }
 
     [Fact]
+    public void Groups_report_every_text_once_in_length_order_within_the_token_budget()
+    {
+        var texts = Enumerable.Range(0, 40)
+            .Select(i => string.Join(' ', Enumerable.Repeat($"passage {i} on replication", 1 + (i * 7 % 30))))
+            .ToList();
+        var together = _model.Embed(texts, EmbeddingPurpose.Document);
+        var lengths = texts.Select(t => _model.Tokenizer.CountTokens(t)).ToArray();
+        var options = new OnnxEmbeddingOptions();
+        var seen = new int[texts.Count];
+        var groups = new List<int[]>();
+
+        _model.EmbedInGroups(texts, EmbeddingPurpose.Document, (members, vectors) =>
+        {
+            groups.Add(members.ToArray());
+            foreach (var m in members)
+            {
+                seen[m]++;
+                Assert.True(Cosine(together[m], vectors[m]) > 0.9999, $"text {m}");
+            }
+        });
+
+        Assert.All(seen, count => Assert.Equal(1, count));
+        Assert.True(groups.Count > 1, "a window this size must run as several model calls");
+        var previousLongest = 0;
+        foreach (var group in groups)
+        {
+            var longest = group.Max(m => Math.Min(lengths[m], _model.Descriptor.MaxSequenceLength));
+            Assert.True(group.Length == 1 || group.Length * longest <= options.MaxBatchTokens, $"group of {group.Length} x {longest} tokens");
+            Assert.True(group.Min(m => lengths[m]) >= previousLongest, "groups run shortest first");
+            previousLongest = longest;
+        }
+    }
+
+    [Fact]
     public void A_paraphrase_scores_higher_than_an_unrelated_sentence()
     {
         var v = _model.Embed(
