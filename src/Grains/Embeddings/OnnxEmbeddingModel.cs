@@ -303,9 +303,13 @@ public sealed class OnnxEmbeddingModel : IEmbeddingModel, IDisposable
             InferenceSession session;
             if (model.QuantizeWeightsInt8)
             {
-                var floatModel = options.ModelPath is { } path ? File.ReadAllBytes(path) : ReadResource(assembly!, model.ModelResourceName);
                 var quantizing = Stopwatch.StartNew();
-                var quantized = OnnxInt8Quantizer.Quantize(floatModel);
+                OnnxInt8Quantization quantized;
+                using (var floatModel = options.ModelPath is { } path ? File.OpenRead(path) : OpenResource(assembly!, model.ModelResourceName))
+                {
+                    quantized = OnnxInt8Quantizer.Quantize(floatModel);
+                }
+
                 logger.LogInformation(
                     "Quantized embedding model {Model} to int8 in {ElapsedMs} ms: {MatMuls} MatMuls, {Embeddings} embedding tables, {FloatMb:F1} MB -> {Int8Mb:F1} MB",
                     model.Name,

@@ -191,11 +191,13 @@ public sealed class OnnxInt8QuantizerTests(EmbeddingModelFixture floatFixture, I
     public void Per_column_scales_map_each_columns_largest_weight_to_127()
     {
         float[] weights = [1f, -0.02f, 0, 0.6f, 0.005f, 0];
-        var (values, scales) = OnnxInt8Quantizer.QuantizeColumns(weights, 2, 3);
+        var values = new sbyte[6];
+        var scales = OnnxInt8Quantizer.QuantizeColumns(weights, 2, 3, values);
         Assert.Equal(new[] { 1f / 127, 0.02f / 127, 1f }, scales);
         Assert.Equal(new sbyte[] { 127, -127, 0, 76, 32, 0 }, values);
 
-        var (rowValues, rowScales) = OnnxInt8Quantizer.QuantizeRows(weights, 2, 3);
+        var rowValues = new sbyte[6];
+        var rowScales = OnnxInt8Quantizer.QuantizeRows(weights, 2, 3, rowValues);
         Assert.Equal(new[] { 1f / 127, 0.6f / 127 }, rowScales);
         Assert.Equal(new sbyte[] { 127, -3, 0, 127, 1, 0 }, rowValues);
     }
