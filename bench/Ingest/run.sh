@@ -2,6 +2,8 @@
 # End-to-end ingestion of every file under shared/data/docs through the public HTTP API (multipart uploads,
 # content sniffing), against a running service: documents/s, chunks/s, and the share of server time per
 # pipeline step read from the service's own /metrics (rag_ingestion_step histogram sums, before vs after).
+# With PROBE_QUERIES=1 it also sends one uncached search every 0.25 s while ingesting and prints their latency
+# percentiles: how long a user's query waits behind document work on the same model.
 # Usage: bench/Ingest/run.sh <service url> <operator key> [docs dir] [concurrency]
 set -euo pipefail
 url=${1:?service url}; op=${2:?operator key}
@@ -16,6 +18,17 @@ files=$(find "$docs" -type f ! -name README.md | sort)
 n=$(wc -l <<<"$files")
 start=$(date +%s.%N)
 export url admin
+probe_log=$(mktemp); probe_pid=
+if [ "${PROBE_QUERIES:-0}" = 1 ]; then
+  words=(replication membership cluster grain silo reminder stream journal storage placement timer activation)
+  ( i=0; while :; do
+      i=$((i+1)); q="${words[$((i % 12))]} ${words[$((i * 7 % 12))]} probe $i"
+      curl -s -o /dev/null -w "%{http_code} %{time_total}\n" -X POST "$url/v1/collections/docs/search" \
+        -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -d "{\"query\":\"$q\",\"topK\":5}" >>"$probe_log"
+      sleep 0.25
+    done ) &
+  probe_pid=$!
+fi
 xargs -P "$conc" -I{} sh -c 'curl -s -o /dev/null -w "%{http_code}\n" -X POST "$url/v1/collections/docs/documents" -H "Authorization: Bearer $admin" -F "file=@{}"' <<<"$files" | sort | uniq -c
 while :; do
   summary=$(curl -sf "$url/v1/collections/docs/documents?limit=1000" -H "Authorization: Bearer $admin" | python3 -c '
@@ -29,6 +42,19 @@ print(len(d), s.get("indexed",0)+s.get("failed",0), s.get("indexed",0), s.get("f
 done
 end=$(date +%s.%N)
 after=$(steps)
+if [ -n "$probe_pid" ]; then
+  kill "$probe_pid" 2>/dev/null; wait "$probe_pid" 2>/dev/null || true
+  python3 - "$probe_log" <<'PY'
+import sys
+rows=[l.split() for l in open(sys.argv[1]) if l.strip()]
+ok=sorted(float(t)*1000 for c,t in rows if c=='200')
+bad=len(rows)-len(ok)
+if ok:
+    p=lambda q: ok[min(len(ok)-1,int(q*len(ok)))]
+    print(f"searches during ingestion: {len(ok)} ok, {bad} not 200; latency p50 {p(0.5):.0f} ms, p90 {p(0.9):.0f} ms, p99 {p(0.99):.0f} ms, max {ok[-1]:.0f} ms")
+PY
+fi
+rm -f "$probe_log"
 python3 - "$start" "$end" "$n" "$indexed" "$failed" "$chunks" <<PY
 import sys,re
 start,end,n,indexed,failed,chunks=float(sys.argv[1]),float(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]),int(sys.argv[5]),int(sys.argv[6])

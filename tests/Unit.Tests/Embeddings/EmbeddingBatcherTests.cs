@@ -213,7 +213,7 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
     public async Task A_query_waits_for_one_model_call_of_a_large_document_round_not_for_the_whole_round()
     {
         // Groups of two: the six queued documents are one round the model runs as three calls.
-        var model = new GroupedModel(groupSize: 2, gatedCalls: 4);
+        var model = new SteppedModel(gatedCalls: 4, groupSize: 2);
         await using var batcher = new EmbeddingBatcher(model);
         var blocker = batcher.EmbedAsync("blocker", EmbeddingPurpose.Document).AsTask();
         await model.Entered[0].Task.WaitAsync(Timeout);
@@ -235,25 +235,25 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
         await Task.WhenAll(documents.Append(blocker).Append(query)).WaitAsync(Timeout);
 
         Assert.Equal([["blocker"], ["d1", "d2"], ["q"], ["d3", "d4"], ["d5", "d6"]], model.Batches);
-        Assert.Equal(GroupedModel.VectorFor("q"), await query);
+        Assert.Equal(SteppedModel.VectorFor("q"), await query);
         for (var i = 0; i < documents.Length; i++)
         {
-            Assert.Equal(GroupedModel.VectorFor($"d{i + 1}"), await documents[i]);
+            Assert.Equal(SteppedModel.VectorFor($"d{i + 1}"), await documents[i]);
         }
     }
 
     [Fact]
     public async Task A_failing_model_call_fails_only_the_texts_that_had_not_run()
     {
-        var model = new GroupedModel(groupSize: 2, gatedCalls: 1) { FailingCall = 2 };
+        var model = new SteppedModel(gatedCalls: 1, groupSize: 2) { FailingCall = 2 };
         await using var batcher = new EmbeddingBatcher(model);
         var blocker = batcher.EmbedAsync("blocker", EmbeddingPurpose.Document).AsTask();
         await model.Entered[0].Task.WaitAsync(Timeout);
         var documents = Enumerable.Range(1, 4).Select(i => batcher.EmbedAsync($"d{i}", EmbeddingPurpose.Document).AsTask()).ToArray();
         model.Release[0].SetResult();
 
-        Assert.Equal(GroupedModel.VectorFor("d1"), await documents[0].WaitAsync(Timeout));
-        Assert.Equal(GroupedModel.VectorFor("d2"), await documents[1].WaitAsync(Timeout));
+        Assert.Equal(SteppedModel.VectorFor("d1"), await documents[0].WaitAsync(Timeout));
+        Assert.Equal(SteppedModel.VectorFor("d2"), await documents[1].WaitAsync(Timeout));
         foreach (var failed in documents[2..])
         {
             var error = await Assert.ThrowsAsync<InvalidOperationException>(() => failed.WaitAsync(Timeout));
@@ -261,7 +261,7 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
         }
 
         // The worker survives the failure.
-        Assert.Equal(GroupedModel.VectorFor("after"), await batcher.EmbedAsync("after", EmbeddingPurpose.Document).AsTask().WaitAsync(Timeout));
+        Assert.Equal(SteppedModel.VectorFor("after"), await batcher.EmbedAsync("after", EmbeddingPurpose.Document).AsTask().WaitAsync(Timeout));
         await blocker;
     }
 
@@ -428,46 +428,10 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
         }
     }
 
-    // Its first calls each block until the test releases them; later calls return at once.
-    private sealed class SteppedModel(int gatedCalls) : IEmbeddingModel
-    {
-        private readonly Lock _lock = new();
-
-        public TaskCompletionSource[] Entered { get; } = NewSources(gatedCalls);
-
-        public TaskCompletionSource[] Release { get; } = NewSources(gatedCalls);
-
-        public List<string[]> Batches { get; } = [];
-
-        public EmbeddingModelDescriptor Descriptor => EmbeddingModelDescriptor.MiniLmL6V2;
-
-        public ITokenCounter Tokenizer => throw new NotSupportedException();
-
-        public float[][] Embed(IReadOnlyList<string> texts, EmbeddingPurpose purpose)
-        {
-            int call;
-            lock (_lock)
-            {
-                call = Batches.Count;
-                Batches.Add([.. texts]);
-            }
-
-            if (call < Entered.Length)
-            {
-                Entered[call].TrySetResult();
-                Release[call].Task.Wait(Timeout);
-            }
-
-            return texts.Select(t => new float[] { t.Length, 1 }).ToArray();
-        }
-
-        private static TaskCompletionSource[] NewSources(int count) =>
-            Enumerable.Range(0, count).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
-    }
-
-    // Runs a round as calls of groupSize texts in submission order, like the real model's length groups; its first
-    // calls each block until the test releases them, and the call numbered FailingCall throws.
-    private sealed class GroupedModel(int groupSize, int gatedCalls) : IEmbeddingModel
+    // Its first calls each block until the test releases them; later calls return at once, and the call numbered
+    // FailingCall throws. A round runs as calls of groupSize texts in submission order, like the real model's length
+    // groups (by default the whole round is one call).
+    private sealed class SteppedModel(int gatedCalls, int groupSize = int.MaxValue) : IEmbeddingModel
     {
         private readonly Lock _lock = new();
 
@@ -506,9 +470,10 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
         public void EmbedInGroups(IReadOnlyList<string> texts, EmbeddingPurpose purpose, EmbeddedGroup groupDone)
         {
             var vectors = new float[texts.Count][];
-            for (var start = 0; start < texts.Count; start += groupSize)
+            for (var start = 0; start < texts.Count;)
             {
                 var members = Enumerable.Range(start, Math.Min(groupSize, texts.Count - start)).ToArray();
+                start += members.Length;
                 var group = Embed(members.Select(m => texts[m]).ToArray(), purpose);
                 for (var j = 0; j < members.Length; j++)
                 {
