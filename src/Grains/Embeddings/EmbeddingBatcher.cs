@@ -64,7 +64,8 @@ public sealed record EmbeddingBatcherOptions
 /// <summary>
 /// Async front for an <see cref="IEmbeddingModel"/>: texts from concurrent callers are queued and embedded together
 /// by one dedicated worker thread, so the model sees full, length-sorted batches instead of many single texts.
-/// Queries are served before queued document work, and a lone query on an idle model runs on its caller's thread.
+/// Queries are served before queued document work, also between the model calls of a large document round, and a
+/// lone query on an idle model runs on its caller's thread.
 /// Does not own the model.
 /// </summary>
 public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
