@@ -218,6 +218,9 @@ internal sealed class BenchArgs
 
     public string? Plot => _options.GetValueOrDefault("plot");
 
+    /// <summary>The value of <c>--name</c>, or null.</summary>
+    public string? String(string name) => _options.GetValueOrDefault(name);
+
     public int Int(string name, int fallback) =>
         _options.TryGetValue(name, out var value) ? int.Parse(value, CultureInfo.InvariantCulture) : fallback;
 }

@@ -72,11 +72,12 @@ internal static class EmbedBenchmark
     // moderately loaded one.
     private static readonly int[] ConcurrentCallers = [16, 64];
 
-    public static WorkloadResult RunWorkload(Workload workload, int rounds, int threads)
+    public static WorkloadResult RunWorkload(Workload workload, int rounds, int threads, EmbeddingModelDescriptor model)
     {
         Console.WriteLine($"{workload.Name}: {workload.Texts.Count} texts ({workload.Source}), {workload.MeanTokens:F1} tokens each on average");
         var models = Grid.Select(s => new OnnxEmbeddingModel(new OnnxEmbeddingOptions
         {
+            Model = model,
             IntraOpNumThreads = threads,
             MaxBatchSize = s.MaxBatchSize,
             MaxBatchTokens = s.MaxBatchTokens,
@@ -170,9 +171,9 @@ internal static class EmbedBenchmark
     /// One caller, one query at a time: the latency a user's search pays for embedding its query, through the batcher
     /// and, as the same-run baseline, by calling the model directly on the caller's thread (alternating sample by sample).
     /// </summary>
-    public static LatencyResult[] QueryLatency(Workload queries, int samples, int threads)
+    public static LatencyResult[] QueryLatency(Workload queries, int samples, int threads, EmbeddingModelDescriptor descriptor)
     {
-        using var model = new OnnxEmbeddingModel(new OnnxEmbeddingOptions { IntraOpNumThreads = threads });
+        using var model = new OnnxEmbeddingModel(new OnnxEmbeddingOptions { Model = descriptor, IntraOpNumThreads = threads });
 
         // Cache off: the benchmark cycles through a few hundred texts, and cache hits would measure a dictionary.
         using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { QueryCacheCapacity = 0 });

@@ -3,7 +3,8 @@ using RagOrleans.Bench;
 using RagOrleans.Bench.Embed;
 using RagOrleans.Grains.Embeddings;
 
-// Usage: Embed [--short 640] [--chunks 64] [--rounds 5] [--latency 500] [--threads 2] [--throughput 1] [--json FILE]
+// Usage: Embed [--model minilm] [--short 640] [--chunks 64] [--rounds 5] [--latency 500] [--threads 2] [--throughput 1] [--json FILE]
+//        Embed --compare minilm-int8 [--model minilm] ...: direct Embed of both models interleaved in one run, and the ratios.
 var parsed = new BenchArgs(args);
 var run = RunInfo.Start();
 var sharedData = BenchPaths.SharedData();
@@ -11,7 +12,7 @@ var rounds = parsed.Int("rounds", 5);
 
 // The service's default (min(2, cores)): measured best on 2-core machines, and what production runs with.
 var threads = parsed.Int("threads", new OnnxEmbeddingOptions().IntraOpNumThreads);
-var descriptor = EmbeddingModelDescriptor.MiniLmL6V2;
+var descriptor = parsed.String("model") is { } modelName ? EmbeddingModelCatalog.Resolve(modelName) : EmbeddingModelCatalog.Default;
 WordPieceTokenizer tokenizer;
 using (var vocab = Assembly.Load(new AssemblyName(descriptor.ResourceAssembly)).GetManifestResourceStream(descriptor.VocabResourceName)
     ?? throw new InvalidOperationException($"{descriptor.VocabResourceName} not found."))
@@ -23,15 +24,29 @@ var shortTexts = Workloads.Short(sharedData, tokenizer, parsed.Int("short", 640)
 var chunks = Workloads.Chunks(sharedData, tokenizer, parsed.Int("chunks", 64));
 Console.WriteLine($"model {descriptor.Name}, {threads} intra-op threads, {Environment.ProcessorCount} cores, load average {string.Join(' ', run.LoadAverageAtStart)}");
 
+if (parsed.String("compare") is { } candidateName)
+{
+    var candidate = EmbeddingModelCatalog.Resolve(candidateName);
+    Console.WriteLine($"comparing {candidate.Name} against {descriptor.Name}");
+    var comparison = ModelComparison.Run(descriptor, candidate, [shortTexts, chunks], shortTexts, rounds, parsed.Int("latency", 500), threads, run);
+    ModelComparison.Print(comparison);
+    if (parsed.Json is { } comparisonJson)
+    {
+        JsonReport.Write(comparisonJson, comparison);
+    }
+
+    return 0;
+}
+
 // --throughput 0 measures only the query latency (quick check of the latency path).
 var results = parsed.Int("throughput", 1) == 0
     ? []
     : new List<WorkloadResult>
     {
-        EmbedBenchmark.RunWorkload(shortTexts, rounds, threads),
-        EmbedBenchmark.RunWorkload(chunks, rounds, threads),
+        EmbedBenchmark.RunWorkload(shortTexts, rounds, threads, descriptor),
+        EmbedBenchmark.RunWorkload(chunks, rounds, threads, descriptor),
     };
-var latency = EmbedBenchmark.QueryLatency(shortTexts, parsed.Int("latency", 500), threads);
+var latency = EmbedBenchmark.QueryLatency(shortTexts, parsed.Int("latency", 500), threads, descriptor);
 
 Console.WriteLine();
 Console.WriteLine($"{"workload",-21} {"path",-30} {"texts/s",9} {"tokens/s",9} {"x direct",9} {"x paired",9} {"/cpu-s",8} {"x cpu",6} {"/call",6} {"p50 ms",8} {"p99 ms",8}");

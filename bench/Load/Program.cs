@@ -11,7 +11,8 @@ using RagOrleans.Bench;
 using RagOrleans.Bench.Load;
 
 // Usage: Load [--docs 1000] [--tenants 20] [--tenant-docs 40] [--clients 8] [--seconds 20] [--requests 0]
-//             [--frontend DLL] [--data DIR] [--json FILE]
+//             [--model NAME] [--frontend DLL] [--data DIR] [--json FILE]
+// --model creates the bench collections with that embedding model (e.g. minilm-int8); default: the service's default.
 //        Load --scale big100k|tenants1000 [--scale-tenants T] [--scale-chunks C] [--clients 8] [--seconds 20] [--json FILE]
 // End to end over HTTP against the real frontend (embedded mode) started as a child process. --scale runs the full-size
 // scenarios of issue 9 item 3, bulk-loaded from bench/Ann's real-embedding cache through tenant import (ScaleRun.cs).
@@ -24,7 +25,8 @@ var options = new LoadOptions(
     TenantDocs: parsed.Int("tenant-docs", 40),
     Clients: parsed.Int("clients", 8),
     Seconds: parsed.Int("seconds", 20),
-    Requests: parsed.Int("requests", 0));
+    Requests: parsed.Int("requests", 0),
+    Model: parsed.String("model"));
 var frontend = Arg("frontend") ?? FindFrontend();
 var corpus = SciFact.Corpus(Path.Combine(shared, "scifact", "corpus.jsonl"));
 var claims = SciFact.Claims(Path.Combine(shared, "scifact", "queries-train.jsonl"));
@@ -37,7 +39,7 @@ if (Arg("scale") is { } scaleName)
 
 
 // The data folder is cached by scenario size: ingesting real text is the slow part, and reruns only need the searches.
-var dataDir = Arg("data") ?? Path.Combine(BenchPaths.CacheDirectory(), $"load-d{options.Docs}-t{options.Tenants}x{options.TenantDocs}");
+var dataDir = Arg("data") ?? Path.Combine(BenchPaths.CacheDirectory(), $"load-d{options.Docs}-t{options.Tenants}x{options.TenantDocs}" + (options.Model is { } m ? $"-{m}" : string.Empty));
 var stateFile = Path.Combine(dataDir, "bench-load-state.json");
 var fresh = !File.Exists(stateFile);
 Directory.CreateDirectory(dataDir);
@@ -123,7 +125,8 @@ static async Task Prewarm(Service service, TenantTarget[] targets)
     Console.WriteLine($"  prewarmed {targets.Length} collection(s) in {watch.Elapsed.TotalMilliseconds:F0} ms");
 }
 
-internal sealed record LoadOptions(int Docs, int Tenants, int TenantDocs, int Clients, int Seconds, int Requests);
+/// <param name="Model">Embedding model of the bench collections; null for the service's default.</param>
+internal sealed record LoadOptions(int Docs, int Tenants, int TenantDocs, int Clients, int Seconds, int Requests, string? Model = null);
 
 internal sealed record TenantTarget(string Tenant, string Key, string Collection, long Chunks);
 
@@ -211,7 +214,7 @@ internal static class Setup
 {
     public static async Task<(LoadState, IngestResult)> RunAsync(Service service, List<SciFactDoc> corpus, LoadOptions options)
     {
-        var big = await CreateTenant(service, "load-big");
+        var big = await CreateTenant(service, "load-big", options.Model);
         var before = await service.ModelDocumentSecondsAsync();
         var watch = Stopwatch.StartNew();
         var docs = corpus.Take(options.Docs).ToList();
@@ -226,7 +229,7 @@ internal static class Setup
         var small = new List<TenantTarget>();
         for (var t = 0; t < options.Tenants; t++)
         {
-            var tenant = await CreateTenant(service, $"load-t{t:D4}");
+            var tenant = await CreateTenant(service, $"load-t{t:D4}", options.Model);
             var slice = Enumerable.Range(0, options.TenantDocs).Select(i => corpus[(options.Docs + (t * options.TenantDocs) + i) % corpus.Count]).ToList();
             await Upload(service, tenant, slice);
             small.Add(tenant with { Chunks = await WaitIndexed(service, tenant, slice.Count) });
@@ -236,14 +239,16 @@ internal static class Setup
         return (new LoadState(big with { Chunks = chunks }, small.ToArray()), ingest);
     }
 
-    private static async Task<TenantTarget> CreateTenant(Service service, string id)
+    private static async Task<TenantTarget> CreateTenant(Service service, string id, string? model)
     {
         using var op = service.Client(service.OperatorKey);
         using var created = await op.PostAsJsonAsync("/v1/tenants", new { id, name = id });
         created.EnsureSuccessStatusCode();
         var key = (await created.Content.ReadFromJsonAsync<JsonNode>())!["adminKey"]!.GetValue<string>();
         using var admin = service.Client(key);
-        using var collection = await admin.PostAsJsonAsync("/v1/collections", new { name = "kb", shards = 1 });
+        using var collection = model is null
+            ? await admin.PostAsJsonAsync("/v1/collections", new { name = "kb", shards = 1 })
+            : await admin.PostAsJsonAsync("/v1/collections", new { name = "kb", shards = 1, model });
         collection.EnsureSuccessStatusCode();
         return new TenantTarget(id, key, "kb", 0);
     }

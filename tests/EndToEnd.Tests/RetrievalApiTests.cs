@@ -169,6 +169,43 @@ public sealed class RetrievalApiTests(ServiceFixture fixture)
     }
 
     [Fact]
+    public async Task A_minilm_int8_collection_embeds_with_the_int8_model_and_finds_what_the_float_one_finds()
+    {
+        var (_, adminKey) = await Service.CreateTenant("int8model");
+        using var admin = Service.Client(adminKey);
+        var created = await (await admin.PostJson("/v1/collections", new { name = "q8", model = "minilm-int8" })).ExpectJson(HttpStatusCode.Created);
+        Assert.Equal("all-minilm-l6-v2-int8", created.Str("model"));
+        Assert.Equal(384, created["dimensions"]!.GetValue<int>());
+        var plain = await (await admin.PostJson("/v1/collections", new { name = "f32" })).ExpectJson(HttpStatusCode.Created);
+        Assert.Equal("all-minilm-l6-v2", plain.Str("model"));
+
+        foreach (var collection in new[] { "q8", "f32" })
+        {
+            await admin.Ingest(collection, new { id = "timers", title = "Timers", text = TimersText });
+            await admin.Ingest(collection, new { id = "bread", title = "Baking bread", text = "Knead the dough for ten minutes, let it rise for an hour, then bake at 220 degrees Celsius." });
+            await admin.Ingest(collection, new { id = "tides", title = "Tides", text = "Tides are caused by the gravitational pull of the Moon and the Sun on the oceans." });
+        }
+
+        foreach (var (query, expected) in new[] { ("how hot should the oven be for a loaf", "bread"), ("why does the sea rise and fall", "tides") })
+        {
+            var int8 = await Results(admin, new { query, mode = "vector", topK = 3 }, "q8");
+            var float32 = await Results(admin, new { query, mode = "vector", topK = 3 }, "f32");
+            Assert.Equal(expected, int8[0].Str("documentId"));
+            Assert.Equal(expected, float32[0].Str("documentId"));
+
+            // Different models give different (if close) scores: the int8 collection did not embed with the float model.
+            var int8Score = int8[0]["score"]!.GetValue<float>();
+            var floatScore = float32[0]["score"]!.GetValue<float>();
+            Assert.NotEqual(floatScore, int8Score);
+            Assert.Equal(floatScore, int8Score, 0.05f);
+        }
+
+        var info = await (await admin.GetAsync("/v1/collections/q8")).ExpectJson(HttpStatusCode.OK);
+        Assert.Equal("all-minilm-l6-v2-int8", info.Str("model"));
+        Assert.Equal(3, info["documentCount"]!.GetValue<int>());
+    }
+
+    [Fact]
     public async Task Int8_vector_quantization_is_a_collection_option_with_the_same_answers_in_less_memory()
     {
         var (_, adminKey) = await Service.CreateTenant("quant");

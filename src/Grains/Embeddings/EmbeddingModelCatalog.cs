@@ -12,6 +12,7 @@ public static class EmbeddingModelCatalog
     [
         (EmbeddingModelDescriptor.MiniLmL6V2, ["minilm"]),
         (EmbeddingModelDescriptor.ArcticEmbedXs, ["arctic-xs"]),
+        (EmbeddingModelDescriptor.MiniLmL6V2Int8, ["minilm-int8"]),
     ];
 
     /// <summary>The model collections get when they name none.</summary>

@@ -299,10 +299,33 @@ public sealed class OnnxEmbeddingModel : IEmbeddingModel, IDisposable
                 tokenizer = WordPieceTokenizer.FromVocab(vocab, model.LowerCase);
             }
 
-            var session = options.ModelPath is { } modelPath
-                ? new InferenceSession(modelPath, sessionOptions)
-                : new InferenceSession(ReadResource(assembly!, model.ModelResourceName), sessionOptions);
             var source = options.ModelPath ?? $"{model.ResourceAssembly}/{model.ModelResourceName}";
+            InferenceSession session;
+            if (model.QuantizeWeightsInt8)
+            {
+                var quantizing = Stopwatch.StartNew();
+                OnnxInt8Quantization quantized;
+                using (var floatModel = options.ModelPath is { } path ? File.OpenRead(path) : OpenResource(assembly!, model.ModelResourceName))
+                {
+                    quantized = OnnxInt8Quantizer.Quantize(floatModel);
+                }
+
+                logger.LogInformation(
+                    "Quantized embedding model {Model} to int8 in {ElapsedMs} ms: {MatMuls} MatMuls, {Embeddings} embedding tables, {FloatMb:F1} MB -> {Int8Mb:F1} MB",
+                    model.Name,
+                    quantizing.ElapsedMilliseconds,
+                    quantized.MatMulsQuantized,
+                    quantized.EmbeddingsQuantized,
+                    quantized.FloatModelBytes / 1e6,
+                    quantized.Model.Length / 1e6);
+                session = new InferenceSession(quantized.Model, sessionOptions);
+            }
+            else
+            {
+                session = options.ModelPath is { } modelPath
+                    ? new InferenceSession(modelPath, sessionOptions)
+                    : new InferenceSession(ReadResource(assembly!, model.ModelResourceName), sessionOptions);
+            }
 
             try
             {
