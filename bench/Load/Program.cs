@@ -14,8 +14,17 @@ using RagOrleans.Bench.Load;
 //             [--model NAME] [--frontend DLL] [--data DIR] [--json FILE]
 // --model creates the bench collections with that embedding model (e.g. minilm-int8); default: the service's default.
 //        Load --scale big100k|tenants1000 [--scale-tenants T] [--scale-chunks C] [--clients 8] [--seconds 20] [--json FILE]
+//        Load plot OUT.png REPORT.json[=label] [REPORT.json[=label] ...]
 // End to end over HTTP against the real frontend (embedded mode) started as a child process. --scale runs the full-size
 // scenarios of issue 9 item 3, bulk-loaded from bench/Ann's real-embedding cache through tenant import (ScaleRun.cs).
+// plot draws the latency percentiles of --json reports (LoadPlot.cs).
+if (args is ["plot", var png, .. var reports] && reports.Length > 0)
+{
+    LoadPlot.Write(png, reports);
+    Console.WriteLine($"wrote {png}");
+    return 0;
+}
+
 var parsed = new BenchArgs(args);
 var run = RunInfo.Start();
 var shared = BenchPaths.SharedData();
