@@ -3,7 +3,7 @@ using RagOrleans.Bench;
 using RagOrleans.Bench.Embed;
 using RagOrleans.Grains.Embeddings;
 
-// Usage: Embed [--model minilm] [--short 640] [--chunks 64] [--rounds 5] [--latency 500] [--threads 2] [--throughput 1] [--json FILE]
+// Usage: Embed [--model minilm] [--short 640] [--chunks 64] [--ingested-db rag.db] [--rounds 5] [--latency 500] [--threads 2] [--throughput 1] [--json FILE]
 //        Embed --compare minilm-int8 [--model minilm] ...: direct Embed of both models interleaved in one run, and the ratios.
 var parsed = new BenchArgs(args);
 var run = RunInfo.Start();
@@ -21,7 +21,11 @@ using (var vocab = Assembly.Load(new AssemblyName(descriptor.ResourceAssembly)).
 }
 
 var shortTexts = Workloads.Short(sharedData, tokenizer, parsed.Int("short", 640));
-var chunks = Workloads.Chunks(sharedData, tokenizer, parsed.Int("chunks", 64));
+// --ingested-db DB: the chunks a service ingested (its rag.db) instead of freshly cut ones, so bench/Ingest's rate
+// can be set against the model's limit on the very same texts.
+var chunks = parsed.String("ingested-db") is { } database
+    ? Workloads.Ingested(database, tokenizer, parsed.Int("chunks", 64))
+    : Workloads.Chunks(sharedData, tokenizer, parsed.Int("chunks", 64));
 Console.WriteLine($"model {descriptor.Name}, {threads} intra-op threads, {Environment.ProcessorCount} cores, load average {string.Join(' ', run.LoadAverageAtStart)}");
 
 if (parsed.String("compare") is { } candidateName)

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.Data.Sqlite;
 using RagOrleans.Grains.Chat;
 using RagOrleans.Grains.Embeddings;
 using RagOrleans.Grains.Ingestion;
@@ -42,6 +43,44 @@ internal static class Workloads
         }
 
         return new Workload("short (~12 tokens)", "SciFact claims, titles and sentences", texts, tokens);
+    }
+
+    /// <summary>
+    /// The texts the model saw for chunks a service ingested (title/heading prefix + chunk text, the same rule as
+    /// ingestion), read from that service's SQLite database: the embedding limit for exactly the chunks that bench/Ingest
+    /// measured, whatever their lengths. Rows are sampled evenly over the whole log.
+    /// </summary>
+    public static Workload Ingested(string database, WordPieceTokenizer tokenizer, int count)
+    {
+        var rows = new List<(string? Title, string? Section, string Text)>();
+        using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = database, Mode = SqliteOpenMode.ReadOnly }.ToString()))
+        {
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "SELECT title, section, text FROM chunk_log WHERE text IS NOT NULL ORDER BY seq";
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                rows.Add((reader.IsDBNull(0) ? null : reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetString(2)));
+            }
+        }
+
+        if (rows.Count == 0)
+        {
+            throw new InvalidOperationException($"{database} holds no chunks.");
+        }
+
+        var texts = new List<string>(count);
+        long tokens = 0;
+        for (var i = 0; i < Math.Min(count, rows.Count); i++)
+        {
+            var (title, section, text) = rows[(int)((long)i * rows.Count / Math.Min(count, rows.Count))];
+            var embedded = DocumentProcessor.Prefix(tokenizer, title, section) + text;
+            texts.Add(embedded);
+            tokens += Math.Min(tokenizer.CountTokens(embedded) + 2, 256);
+        }
+
+        return new Workload("ingested chunks", $"{texts.Count} of {rows.Count} chunks in {database}", texts, tokens);
     }
 
     /// <summary>

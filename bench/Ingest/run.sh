@@ -3,7 +3,8 @@
 # content sniffing), against a running service: documents/s, chunks/s, and the share of server time per
 # pipeline step read from the service's own /metrics (rag_ingestion_step histogram sums, before vs after).
 # With PROBE_QUERIES=1 it also sends one uncached search every 0.25 s while ingesting and prints their latency
-# percentiles: how long a user's query waits behind document work on the same model.
+# percentiles: how long a user's query waits behind document work on the same model. MODEL=minilm-int8 (any catalog
+# model name) creates the collection with that embedding model.
 # Usage: bench/Ingest/run.sh <service url> <operator key> [docs dir] [concurrency]
 set -euo pipefail
 url=${1:?service url}; op=${2:?operator key}
@@ -11,7 +12,7 @@ docs=${3:-$(cd "$(dirname "$0")/../../.." && pwd)/shared/data/docs}; conc=${4:-4
 tenant="ingest-$(date +%s)"
 admin=$(curl -sf -X POST "$url/v1/tenants" -H "Authorization: Bearer $op" -H 'Content-Type: application/json' \
   -d "{\"id\":\"$tenant\",\"name\":\"ingest bench\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["adminKey"])')
-curl -sf -X POST "$url/v1/collections" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -d '{"name":"docs"}' >/dev/null
+curl -sf -X POST "$url/v1/collections" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -d "{\"name\":\"docs\"${MODEL:+,\"model\":\"$MODEL\"}}" >/dev/null
 steps() { curl -sf "$url/metrics" | grep -E '^rag_ingestion_step[a-z_]*_(sum|count)\{' || true; }
 # Seconds the model spent on document texts (the batcher's per-call timer): chunks / that = the model's own rate on
 # exactly these chunks, so chunks/s end to end over it is the share of the embedding limit the pipeline reaches.

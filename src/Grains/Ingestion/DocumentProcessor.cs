@@ -93,7 +93,7 @@ public sealed class DocumentProcessor(IEmbeddingService embeddings, RagMetrics? 
     public string EmbeddingText(string? title, string? section, string text) => Prefix(embeddings.Tokenizer, title, section) + text;
 
     /// <summary>"Title › Heading\n" within <see cref="PrefixBudget"/> word pieces (the heading path repeats the H1, so it is dropped).</summary>
-    internal static string Prefix(ITokenCounter tokens, string? title, string? headingPath)
+    public static string Prefix(ITokenCounter tokens, string? title, string? headingPath)
     {
         var heading = headingPath;
         if (!string.IsNullOrWhiteSpace(title) && heading is not null && heading.StartsWith(title, StringComparison.OrdinalIgnoreCase))
