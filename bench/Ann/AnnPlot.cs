@@ -7,15 +7,7 @@ internal static class AnnPlot
 {
     public static void Write(string path, string dataset, IReadOnlyList<EfResult> sweep, IReadOnlyList<TwoThreadResult> twoThreads, QuantizedResult int8)
     {
-        var plot = new Plot();
-
-        // The self-contained Skia build has no fontconfig, so without a font file every label renders empty.
-        const string fontName = "Liberation Sans";
-        if (FontFile() is { } font)
-        {
-            Fonts.AddFontFile(fontName, font, bold: false, italic: false);
-            plot.Font.Set(fontName);
-        }
+        var plot = BenchPlot.Create();
 
         Add(plot, "HNSW float32, 1 thread", sweep.Select(r => (r.Recall, r.Qps.BestQps)));
         Add(plot, "HNSW float32, 2 threads", twoThreads.Select(r => (r.Recall, r.BestQps)));
@@ -48,9 +40,6 @@ internal static class AnnPlot
         Write(png, root.GetProperty("dataset").GetString() ?? "ann", sweep, two, int8);
     }
 
-    private static string? FontFile() =>
-        new[] { "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", @"C:\Windows\Fonts\arial.ttf" }
-            .FirstOrDefault(File.Exists);
 
     private static ScottPlot.Plottables.Scatter Add(Plot plot, string label, IEnumerable<(double Recall, double Qps)> points)
     {

@@ -39,15 +39,7 @@ internal static class LoadPlot
             }
         }
 
-        var plot = new Plot();
-
-        // The self-contained Skia build has no fontconfig, so without a font file every label renders empty.
-        const string fontName = "Liberation Sans";
-        if (FontFile() is { } font)
-        {
-            Fonts.AddFontFile(fontName, font, bold: false, italic: false);
-            plot.Font.Set(fontName);
-        }
+        var plot = BenchPlot.Create();
 
         var bars = new List<Bar>();
         var ticks = new List<(double, string)>();
@@ -82,8 +74,4 @@ internal static class LoadPlot
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(png))!);
         plot.SavePng(png, Math.Max(900, 150 * groups.Count), 650);
     }
-
-    private static string? FontFile() =>
-        new[] { "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", @"C:\Windows\Fonts\arial.ttf" }
-            .FirstOrDefault(File.Exists);
 }
