@@ -244,6 +244,9 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         _queries.Writer.TryComplete();
         _documents.Writer.TryComplete();
         _stopping.Cancel();
+
+        // A query regroup pause blocks on the event, not on the token: wake it so disposal does not wait it out.
+        _arrived.Set();
         return true;
     }
 
@@ -390,7 +393,9 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
             while (!_stopping.IsCancellationRequested)
             {
                 _arrived.Reset();
-                if (_queries.Reader.Count >= expected || _documents.Reader.Count > 0)
+
+                // Checked after the reset: a stop or an arrival signalled just before it is seen here, not slept through.
+                if (_stopping.IsCancellationRequested || _queries.Reader.Count >= expected || _documents.Reader.Count > 0)
                 {
                     return;
                 }

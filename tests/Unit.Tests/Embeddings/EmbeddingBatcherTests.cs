@@ -11,6 +11,10 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
     // Long against a caller's resubmission (microseconds), short against the test timeout.
     private static readonly TimeSpan LongRegroup = TimeSpan.FromSeconds(1);
 
+    // For a pause the test expects to end early, when the awaited callers come: long enough that a loaded CI machine
+    // (thread-pool continuations delayed by seconds) cannot make it expire first.
+    private static readonly TimeSpan RegroupEndedByArrivals = TimeSpan.FromSeconds(20);
+
     [Fact]
     public async Task Concurrent_callers_each_get_their_own_vector()
     {
@@ -328,7 +332,7 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
     public async Task Queries_that_come_back_after_their_search_work_meet_the_query_that_waited()
     {
         var model = new SteppedModel(gatedCalls: 1);
-        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { QueryRegroupWait = LongRegroup });
+        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { QueryRegroupWait = RegroupEndedByArrivals });
         var first = batcher.EmbedManyAsync(["a0", "b0"], EmbeddingPurpose.Query);
         await model.Entered[0].Task.WaitAsync(Timeout);
         var waiting = batcher.EmbedAsync("c0", EmbeddingPurpose.Query).AsTask();
@@ -342,6 +346,17 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
         await Task.WhenAll(next, waiting).WaitAsync(Timeout);
 
         Assert.Equal([["a0", "b0"], ["c0", "a1", "b1"]], model.Batches);
+    }
+
+    [Fact]
+    public async Task Disposal_does_not_wait_out_a_query_regroup_pause()
+    {
+        var model = new RecordingModel();
+        var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { QueryRegroupWait = TimeSpan.FromMinutes(5) });
+        await batcher.EmbedManyAsync(["a0", "b0"], EmbeddingPurpose.Query).WaitAsync(Timeout);
+
+        // The worker now pauses for a third query that never comes; a silo stopping must not hang on it.
+        await batcher.DisposeAsync().AsTask().WaitAsync(Timeout);
     }
 
     [Fact]
