@@ -22,7 +22,10 @@ public static class BatchFanOut
         }
 
         var results = new TResult[batchCount];
-        var next = -1;
+
+        // Batch 0 belongs to the first worker's first slot, whatever order the thread pool starts the slots in: a
+        // one-batch document stays on the caller's own silo.
+        var next = 0;
         var failed = 0;
         var slots = new List<Task>(workers.Count * perWorker);
 
@@ -31,20 +34,22 @@ public static class BatchFanOut
         {
             foreach (var worker in workers)
             {
-                slots.Add(Slot(worker));
+                slots.Add(Slot(worker, ownsFirstBatch: slots.Count == 0));
             }
         }
 
         await Task.WhenAll(slots);
         return results;
 
-        async Task Slot(TWorker worker)
+        async Task Slot(TWorker worker, bool ownsFirstBatch)
         {
             // Yield first so every slot is created before any takes a second batch.
             await Task.Yield();
+            var owned = ownsFirstBatch;
             while (Volatile.Read(ref failed) == 0)
             {
-                var batch = Interlocked.Increment(ref next);
+                var batch = owned ? 0 : Interlocked.Increment(ref next);
+                owned = false;
                 if (batch >= batchCount)
                 {
                     return;
