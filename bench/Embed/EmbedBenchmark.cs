@@ -9,18 +9,21 @@ internal sealed record BatchSetting(int MaxBatchSize, int MaxBatchTokens, int Lo
     public string Label => LongTextTokens == int.MaxValue ? $"{MaxBatchSize}/{MaxBatchTokens}" : $"{MaxBatchSize}/{MaxBatchTokens}/long>{LongTextTokens}:1";
 }
 
-internal sealed record GridPoint(BatchSetting Setting, double TextsPerSecond, double TokensPerSecond, double RatioVsBest, double TextsPerCpuSecond);
+/// <summary>One direct setting's best-of-rounds figures; <see cref="DirectSetting.Callers"/> threads call the model at once.</summary>
+internal sealed record GridPoint(DirectSetting Setting, double TextsPerSecond, double TokensPerSecond, double RatioVsBest, double TextsPerCpuSecond);
 
+/// <param name="Setting">How a direct path called the model (null for the batcher paths).</param>
 /// <param name="RatioVsDirect">Best texts/s / best direct texts/s.</param>
 /// <param name="PairedRatioMedian">Median over rounds of (texts/s / direct texts/s of the same round).</param>
 /// <param name="BestTextsPerCpuSecond">Texts per second of the process's CPU time (user + system): the work each path
 /// spends per text, which other processes on the machine distort much less than wall-clock throughput.</param>
 /// <param name="CpuRatioVsDirect">Best texts per CPU second / the baseline's.</param>
-/// <param name="MeanTextsPerModelCall">Texts per model call the batcher formed (null for direct calls): how well it
-/// batches, independent of how fast the machine is.</param>
+/// <param name="MeanTextsPerModelCall">Texts per model call the batcher formed: how well it batches, independent of how
+/// fast the machine is; for the bound rows, the texts each direct call hands the model (null for the baseline).</param>
 /// <param name="LatencyP50Ms">Per-request latency through the batcher (null for direct calls).</param>
 internal sealed record Throughput(
     string Path,
+    DirectSetting? Setting,
     int Callers,
     double BestTextsPerSecond,
     double MedianTextsPerSecond,
@@ -34,6 +37,9 @@ internal sealed record Throughput(
     double? LatencyP50Ms,
     double? LatencyP99Ms);
 
+/// <param name="BestSetting">The direct setting of the baseline: the best of the whole grid.</param>
+/// <param name="BatcherModelSetting">The service's model setting, which the batcher runs on; its callers are those of
+/// the "N at a time" bound rows (one per core when the session has one intra-op thread).</param>
 internal sealed record WorkloadResult(
     string Name,
     string Source,
@@ -41,8 +47,8 @@ internal sealed record WorkloadResult(
     double MeanTokens,
     long TotalTokens,
     IReadOnlyList<GridPoint> DirectGrid,
-    BatchSetting BestSetting,
-    BatchSetting BatcherModelSetting,
+    DirectSetting BestSetting,
+    DirectSetting BatcherModelSetting,
     IReadOnlyList<Throughput> Results);
 
 internal sealed record LatencyResult(string Path, string Texts, int Samples, double MeanTokens, double P50Ms, double P90Ms, double P99Ms, double MaxMs);
@@ -64,7 +70,7 @@ internal static class EmbedBenchmark
     private static readonly BatchSetting DefaultSetting = new(
         new OnnxEmbeddingOptions().MaxBatchSize, new OnnxEmbeddingOptions().MaxBatchTokens, new OnnxEmbeddingOptions().LongTextTokens);
 
-    private static readonly BatchSetting[] Grid = [new(1, 512), new(16, 256), new(32, 512), new(64, 1024), DefaultSetting];
+    private static readonly BatchSetting[] Batches = [new(1, 512), new(16, 256), new(32, 512), new(64, 1024), DefaultSetting];
 
     // Closed-loop callers, each awaiting its text before sending the next, can never form a batch larger than their
     // number: 16 callers cap the batcher at the batch-16 direct figure. 64 (the best direct batch for short texts) is
@@ -72,38 +78,59 @@ internal static class EmbedBenchmark
     // moderately loaded one.
     private static readonly int[] ConcurrentCallers = [16, 64];
 
+    /// <summary>
+    /// How the direct paths call the model: one caller on a session of up to two intra-op threads (the old default), and
+    /// one caller per core sharing a one-thread session (on 2 cores ~1.2x faster for chunks and ~1.5x for short texts
+    /// than one caller on two threads). The service's own setting (<paramref name="threads"/>) is always among them:
+    /// one caller when it runs several intra-op threads, one per core when it runs one.
+    /// </summary>
+    private static (int Threads, int Callers)[] CallingForms(int threads)
+    {
+        var cores = Environment.ProcessorCount;
+        return new[] { (Math.Min(2, cores), 1), (1, cores), (threads, threads == 1 ? cores : 1) }.Distinct().ToArray();
+    }
+
     public static WorkloadResult RunWorkload(Workload workload, int rounds, int threads, EmbeddingModelDescriptor model)
     {
         Console.WriteLine($"{workload.Name}: {workload.Texts.Count} texts ({workload.Source}), {workload.MeanTokens:F1} tokens each on average");
-        var models = Grid.Select(s => new OnnxEmbeddingModel(new OnnxEmbeddingOptions
-        {
-            Model = model,
-            IntraOpNumThreads = threads,
-            MaxBatchSize = s.MaxBatchSize,
-            MaxBatchTokens = s.MaxBatchTokens,
-            LongTextTokens = s.LongTextTokens,
-        })).ToArray();
+        var forms = CallingForms(threads);
+        var grid = Batches.SelectMany(b => forms.Select(f => new DirectSetting(b, f.Threads, f.Callers))).ToArray();
+
+        // The bound rows and the batcher run on the service's setting: its batching, its intra-op threads, and (for the
+        // bound rows) as many callers as that setting is meant to be called from.
+        var production = new DirectSetting(DefaultSetting, threads, threads == 1 ? Environment.ProcessorCount : 1);
+        var models = grid.Select(s => Create(model, s.Batch, s.IntraOpNumThreads)).ToArray();
+        using var productionModel = Create(model, DefaultSetting, threads);
         try
         {
-            // All settings share one ONNX session, so one warm-up warms them all.
-            models[0].Embed(workload.Texts.Take(32).ToList(), EmbeddingPurpose.Document);
+            // The whole list split into the model's own calls beforehand (planning, not serving: left out of the time, in
+            // the direct paths' favour); a one-caller setting hands the model the whole list in one call, as before.
+            var plans = grid.Select((s, g) => s.Callers == 1 ? null : DirectCalls.ModelCalls(workload.Texts, s.Batch, models[g], EmbeddingPurpose.Document)).ToArray();
+
+            // Settings with the same intra-op threads share one ONNX session; one concurrent warm-up per session.
+            var warmUp = workload.Texts.Take(32).ToList();
+            foreach (var g in forms.Select(f => Array.FindIndex(grid, s => s.IntraOpNumThreads == f.Threads && s.Callers == f.Callers)))
+            {
+                DirectCalls.Run(models[g], DirectCalls.Slices(warmUp, warmUp.Count, grid[g].Callers), grid[g].Callers);
+            }
 
             // The batcher runs on the service's default setting, as in production. A second batcher without the
             // regroup pause (RegroupWait 0) shows in the same run what that pause buys under concurrency.
-            var productionIndex = Array.FindIndex(Grid, s => s == DefaultSetting);
-            var counting = new CountingModel(models[productionIndex]);
-            var countingNoRegroup = new CountingModel(models[productionIndex]);
+            var counting = new CountingModel(productionModel);
+            var countingNoRegroup = new CountingModel(productionModel);
             using var batcher = new EmbeddingBatcher(counting, new EmbeddingBatcherOptions { QueryCacheCapacity = 0 });
             using var noRegroup = new EmbeddingBatcher(countingNoRegroup, new EmbeddingBatcherOptions { QueryCacheCapacity = 0, RegroupWait = TimeSpan.Zero });
             var paths = new List<(string Name, EmbeddingBatcher Batcher, CountingModel Counter, int Callers)> { ("EmbeddingBatcher", batcher, counting, 1) };
             paths.AddRange(ConcurrentCallers.Select(n => ("EmbeddingBatcher", batcher, counting, n)));
             paths.AddRange(ConcurrentCallers.Select(n => ("batcher, no regroup", noRegroup, countingNoRegroup, n)));
-            var direct = Grid.Select(_ => new double[rounds]).ToArray();
-            var directCpu = Grid.Select(_ => new double[rounds]).ToArray();
+            var direct = grid.Select(_ => new double[rounds]).ToArray();
+            var directCpu = grid.Select(_ => new double[rounds]).ToArray();
 
             // The direct figure sorts the whole list by length before batching; N closed-loop callers only ever offer
             // N texts at once, so no batcher can sort more than those. Direct calls of N texts in arrival order, on
-            // the production setting, are that bound: the batcher's own cost is its distance from them.
+            // the production setting, are that bound: the batcher's own cost is its distance from them. With several
+            // callers, each N-text slice is split among them (N/C texts a call), so still no more than N are in flight.
+            var slices = ConcurrentCallers.Select(n => DirectCalls.Slices(workload.Texts, n, production.Callers)).ToArray();
             var sliced = ConcurrentCallers.Select(_ => new double[rounds]).ToArray();
             var slicedCpu = ConcurrentCallers.Select(_ => new double[rounds]).ToArray();
             var through = paths.Select(_ => new double[rounds]).ToArray();
@@ -115,15 +142,17 @@ internal static class EmbedBenchmark
             // this way a burst hits all paths alike instead of one of them.
             for (var r = 0; r < rounds; r++)
             {
-                for (var g = 0; g < Grid.Length; g++)
+                for (var g = 0; g < grid.Length; g++)
                 {
-                    (direct[g][r], directCpu[g][r]) = Timed(workload, () => Direct(models[g], workload));
+                    (direct[g][r], directCpu[g][r]) = plans[g] is { } plan
+                        ? Timed(workload, () => DirectCalls.Run(models[g], plan, grid[g].Callers))
+                        : Timed(workload, () => Direct(models[g], workload));
                 }
 
                 for (var c = 0; c < ConcurrentCallers.Length; c++)
                 {
-                    var size = ConcurrentCallers[c];
-                    (sliced[c][r], slicedCpu[c][r]) = Timed(workload, () => DirectInSlices(models[productionIndex], workload, size));
+                    var slice = slices[c];
+                    (sliced[c][r], slicedCpu[c][r]) = Timed(workload, () => DirectCalls.Run(productionModel, slice, production.Callers));
                 }
 
                 for (var p = 0; p < paths.Count; p++)
@@ -134,29 +163,32 @@ internal static class EmbedBenchmark
                 }
 
                 Console.WriteLine(
-                    $"  round {r + 1}/{rounds}: direct " + string.Join(", ", Grid.Select((s, g) => $"{s.Label} {direct[g][r]:F1}")) +
+                    $"  round {r + 1}/{rounds}: direct " + string.Join(", ", grid.Select((s, g) => $"{s.Label} {direct[g][r]:F1}")) +
                     "; " + string.Join(", ", paths.Select((path, p) => $"{path.Name} x{path.Callers} {through[p][r]:F1}")) + " texts/s");
             }
 
-            // Baseline = the direct setting with the best best-of-rounds throughput, compared round by round too.
-            var bestIndex = Enumerable.Range(0, Grid.Length).MaxBy(g => direct[g].Max());
+            // Baseline = the direct setting with the best best-of-rounds throughput over the whole grid (whatever its
+            // threads and callers), compared round by round too.
+            var bestIndex = Enumerable.Range(0, grid.Length).MaxBy(g => direct[g].Max());
             var baseline = direct[bestIndex];
-            var gridPoints = Grid.Select((s, g) => new GridPoint(s, direct[g].Max(), direct[g].Max() * workload.MeanTokens, direct[g].Max() / baseline.Max(), directCpu[g].Max())).ToList();
+            var gridPoints = grid.Select((s, g) => new GridPoint(s, direct[g].Max(), direct[g].Max() * workload.MeanTokens, direct[g].Max() / baseline.Max(), directCpu[g].Max())).ToList();
             var results = new List<Throughput>
             {
-                Summarize("direct Embed (baseline)", 1, baseline, baseline, directCpu[bestIndex], directCpu[bestIndex], workload, null, null),
+                Summarize("direct Embed (baseline)", grid[bestIndex], 1, baseline, baseline, directCpu[bestIndex], directCpu[bestIndex], workload, null, null),
             };
             for (var c = 0; c < ConcurrentCallers.Length; c++)
             {
-                results.Add(Summarize($"direct, {ConcurrentCallers[c]} a call", 1, sliced[c], baseline, slicedCpu[c], directCpu[bestIndex], workload, null, ConcurrentCallers[c]));
+                var n = ConcurrentCallers[c];
+                var name = production.Callers == 1 ? $"direct, {n} a call" : $"direct, {n} at a time t{threads}x{production.Callers}";
+                results.Add(Summarize(name, production, 1, sliced[c], baseline, slicedCpu[c], directCpu[bestIndex], workload, null, n / (double)production.Callers));
             }
 
             for (var p = 0; p < paths.Count; p++)
             {
-                results.Add(Summarize(paths[p].Name, paths[p].Callers, through[p], baseline, throughCpu[p], directCpu[bestIndex], workload, latencies[p], calls[p].Mean));
+                results.Add(Summarize(paths[p].Name, null, paths[p].Callers, through[p], baseline, throughCpu[p], directCpu[bestIndex], workload, latencies[p], calls[p].Mean));
             }
 
-            return new WorkloadResult(workload.Name, workload.Source, workload.Texts.Count, workload.MeanTokens, workload.TotalTokens, gridPoints, Grid[bestIndex], DefaultSetting, results);
+            return new WorkloadResult(workload.Name, workload.Source, workload.Texts.Count, workload.MeanTokens, workload.TotalTokens, gridPoints, grid[bestIndex], production, results);
         }
         finally
         {
@@ -166,6 +198,15 @@ internal static class EmbedBenchmark
             }
         }
     }
+
+    private static OnnxEmbeddingModel Create(EmbeddingModelDescriptor model, BatchSetting setting, int threads) => new(new OnnxEmbeddingOptions
+    {
+        Model = model,
+        IntraOpNumThreads = threads,
+        MaxBatchSize = setting.MaxBatchSize,
+        MaxBatchTokens = setting.MaxBatchTokens,
+        LongTextTokens = setting.LongTextTokens,
+    });
 
     /// <summary>
     /// One caller, one query at a time: the latency a user's search pays for embedding its query, through the batcher
@@ -226,14 +267,6 @@ internal static class EmbedBenchmark
         // The whole list in one call: the model sorts by length and batches by its own limits, its best case.
         model.Embed(workload.Texts, EmbeddingPurpose.Document);
 
-    private static void DirectInSlices(OnnxEmbeddingModel model, Workload workload, int size)
-    {
-        for (var start = 0; start < workload.Texts.Count; start += size)
-        {
-            model.Embed(workload.Texts.Skip(start).Take(size).ToList(), EmbeddingPurpose.Document);
-        }
-    }
-
     private static void ThroughBatcher(EmbeddingBatcher batcher, Workload workload, int callers, List<double> latencies)
     {
         var texts = workload.Texts;
@@ -256,7 +289,7 @@ internal static class EmbedBenchmark
     }
 
     private static Throughput Summarize(
-        string path, int callers, double[] rounds, double[] direct, double[] cpu, double[] directCpu, Workload workload, List<double>? latencies, double? textsPerCall)
+        string path, DirectSetting? setting, int callers, double[] rounds, double[] direct, double[] cpu, double[] directCpu, Workload workload, List<double>? latencies, double? textsPerCall)
     {
         var best = rounds.Max();
         double? p50 = null, p99 = null;
@@ -269,6 +302,7 @@ internal static class EmbedBenchmark
 
         return new Throughput(
             path,
+            setting,
             callers,
             best,
             Stats.Median(rounds),

@@ -10,7 +10,8 @@ var run = RunInfo.Start();
 var sharedData = BenchPaths.SharedData();
 var rounds = parsed.Int("rounds", 5);
 
-// The service's default (min(2, cores)): measured best on 2-core machines, and what production runs with.
+// The batcher's model runs the service's default intra-op threads, as production does; the direct grid tries one caller
+// on two threads and one caller per core on one thread (and this setting) whatever it is.
 var threads = parsed.Int("threads", new OnnxEmbeddingOptions().IntraOpNumThreads);
 var descriptor = parsed.String("model") is { } modelName ? EmbeddingModelCatalog.Resolve(modelName) : EmbeddingModelCatalog.Default;
 WordPieceTokenizer tokenizer;
@@ -64,10 +65,14 @@ foreach (var w in results)
             $"{t.LatencyP50Ms?.ToString("F1", System.Globalization.CultureInfo.InvariantCulture) ?? "-",8} {t.LatencyP99Ms?.ToString("F1", System.Globalization.CultureInfo.InvariantCulture) ?? "-",8}");
     }
 
-    Console.WriteLine(
-        $"{string.Empty,-21} best direct setting: {w.BestSetting.Label} " +
-        $"(grid: {string.Join(", ", w.DirectGrid.Select(g => $"{g.Setting.Label} {g.TextsPerSecond:F1}/s {g.TextsPerCpuSecond:F1}/cpu-s"))}); " +
-        $"batcher model setting {w.BatcherModelSetting.Label}");
+    // tTxC: C threads calling one session of T intra-op threads at once.
+    Console.WriteLine($"{string.Empty,-21} best direct setting: {w.BestSetting.Label}; service setting (batcher's model, bound rows) {w.BatcherModelSetting.Label}; direct grid:");
+    foreach (var batch in w.DirectGrid.GroupBy(g => g.Setting.Batch))
+    {
+        Console.WriteLine(
+            $"{string.Empty,-23} {batch.Key.Label,-20} " +
+            string.Join(", ", batch.Select(g => $"t{g.Setting.IntraOpNumThreads}x{g.Setting.Callers} {g.TextsPerSecond,7:F1}/s ({g.RatioVsBest:F2}) {g.TextsPerCpuSecond,7:F1}/cpu-s")));
+    }
 }
 
 foreach (var l in latency)
