@@ -75,6 +75,13 @@ public sealed class RagOptions
     /// <summary>Optional vocab.txt matching <see cref="ModelPath"/>.</summary>
     public string? VocabPath { get; set; }
 
+    /// <summary>
+    /// Threads one embedding model call uses. One (the default) runs as many calls at once as there are cores, which
+    /// embedded 1.2-1.7x more than one call on every core (bench/README); more suits a machine where the silo must
+    /// leave cores to other work, with <c>Rag:Embedding:Batcher:Workers</c> lowered to match.
+    /// </summary>
+    public int EmbeddingThreadsPerCall { get; set; } = 1;
+
     /// <summary>HNSW search breadth (ef); raised to top-k when smaller.</summary>
     public int EfSearch { get; set; } = 64;
 

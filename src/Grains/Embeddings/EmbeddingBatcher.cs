@@ -59,13 +59,19 @@ public sealed record EmbeddingBatcherOptions
 
     /// <summary>How many query embeddings to remember (0 disables the cache).</summary>
     public int QueryCacheCapacity { get; set; } = 1024;
+
+    /// <summary>
+    /// Worker threads, each running its own rounds through the model at the same time; 0 (the default) takes the
+    /// model's <see cref="IEmbeddingModel.ParallelCalls"/> (one per core for the ONNX model).
+    /// </summary>
+    public int Workers { get; set; }
 }
 
 /// <summary>
 /// Async front for an <see cref="IEmbeddingModel"/>: texts from concurrent callers are queued and embedded together
-/// by one dedicated worker thread, so the model sees full, length-sorted batches instead of many single texts.
-/// Queries are served before queued document work, also between the model calls of a large document round, and a
-/// lone query on an idle model runs on its caller's thread.
+/// by dedicated worker threads (as many as the model can run calls at once), so the model sees full, length-sorted
+/// batches instead of many single texts. Queries are served before queued document work, also between the model calls
+/// of a large document round, and a lone query runs on its caller's thread while a worker is idle.
 /// Does not own the model.
 /// </summary>
 public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
@@ -82,26 +88,28 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    // Held by whoever runs the model (the worker or an inline query): one forward pass at a time already uses both
-    // intra-op threads, and two would only slow each other down.
-    private readonly Lock _modelGate = new();
+    // One slot per worker, held by whoever runs the model (a worker or an inline query): the model runs at most as many
+    // calls at once as it has cores for; more would only slow each other down.
+    private readonly SemaphoreSlim _modelSlots;
     private readonly long _regroupWaitTicks;
-    private readonly Thread _worker;
+    private readonly Thread[] _workers;
     private int _disposed;
-    private volatile bool _idle;
-
-    // Queries served between the model calls of a document round; separate from the worker's own round list, which
-    // is still being completed while they run.
-    private readonly List<Request> _betweenGroups = [];
+    private int _idleWorkers;
+    private int _runningWorkers;
 
     // Requests in both channels; our own count because reading a channel's Count takes its lock, and the regroup
     // pause polls it.
     private int _queued;
 
+    // Characters of the queued document texts, for sizing each worker's share; and the lock that makes taking a round
+    // atomic across workers.
+    private long _queuedDocumentCharacters;
+    private readonly Lock _takeGate = new();
+
     // Set by callers while the worker blocks in AwaitQueries, so it wakes for each arrival instead of polling.
     private readonly ManualResetEventSlim _arrived = new(false, spinCount: 0);
     private readonly long _queryRegroupWaitTicks;
-    private bool _awaitingQueries;
+    private int _awaitingQueries;
 
     /// <summary>Starts the worker thread for <paramref name="model"/>.</summary>
     public EmbeddingBatcher(IEmbeddingModel model, EmbeddingBatcherOptions? options = null, ILogger<EmbeddingBatcher>? logger = null, RagMetrics? metrics = null)
@@ -121,14 +129,29 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _queryCache = _options.QueryCacheCapacity > 0 ? new EmbeddingCache(_options.QueryCacheCapacity) : null;
 
-        // A dedicated thread rather than a thread-pool loop: model calls block for tens of milliseconds on both
-        // cores, and parking that on pool threads would starve the rest of the process's async work.
-        _worker = new Thread(WorkerLoop) { IsBackground = true, Name = "embedding-batcher" };
-        _worker.Start();
+        ArgumentOutOfRangeException.ThrowIfNegative(_options.Workers);
+        var workers = _options.Workers > 0 ? _options.Workers : Math.Max(1, _model.ParallelCalls);
+        _modelSlots = new SemaphoreSlim(workers, workers);
+
+        // Dedicated threads rather than thread-pool loops: model calls block for tens of milliseconds, and parking
+        // that on pool threads would starve the rest of the process's async work.
+        _runningWorkers = workers;
+        _workers = new Thread[workers];
+        for (var i = 0; i < workers; i++)
+        {
+            _workers[i] = new Thread(WorkerLoop) { IsBackground = true, Name = $"embedding-batcher-{i}" };
+            _workers[i].Start();
+        }
     }
 
-    /// <summary>True while the worker waits for work with nothing queued (the state in which lone queries run inline).</summary>
-    internal bool IsIdle => _idle;
+    /// <summary>How many workers run model calls at once.</summary>
+    public int Workers => _workers.Length;
+
+    /// <summary>True while every worker waits for work with nothing queued.</summary>
+    internal bool IsIdle => Volatile.Read(ref _idleWorkers) == _workers.Length;
+
+    /// <summary>Workers waiting for work.</summary>
+    internal int IdleWorkers => Volatile.Read(ref _idleWorkers);
 
     /// <summary>
     /// Embeds one text; completes when the batch it joined has run. A lone query on an idle batcher runs on the calling
@@ -159,8 +182,12 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     {
         if (BeginStop())
         {
-            _worker.Join();
-            WaitForInlineQuery();
+            foreach (var worker in _workers)
+            {
+                worker.Join();
+            }
+
+            WaitForInlineQueries();
         }
     }
 
@@ -169,7 +196,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     {
         BeginStop();
         await _stopped.Task.ConfigureAwait(false);
-        WaitForInlineQuery();
+        WaitForInlineQueries();
     }
 
     private ValueTask<float[]> EmbedAsync(string text, EmbeddingPurpose purpose, bool allowInline, CancellationToken cancellationToken)
@@ -197,16 +224,16 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     {
         result = default;
 
-        // Only when the worker sleeps on empty queues: under load, queries must batch (and queued ones go first).
-        if (!_idle || Volatile.Read(ref _queued) != 0 || !_modelGate.TryEnter())
+        // Only while a worker sleeps on empty queues: under load, queries must batch (and queued ones go first).
+        if (Volatile.Read(ref _idleWorkers) == 0 || Volatile.Read(ref _queued) != 0 || !_modelSlots.Wait(0))
         {
             return false;
         }
 
         try
         {
-            // Checked under the gate: disposal sets the flag and later passes through the gate, so once disposal
-            // returns no inline call can still be running on (or start on) a model its owner may then dispose.
+            // Checked holding a slot: disposal sets the flag and later takes every slot, so once disposal returns no
+            // inline call can still be running on (or start on) a model its owner may then dispose.
             if (Volatile.Read(ref _disposed) != 0)
             {
                 result = ValueTask.FromException<float[]>(new ObjectDisposedException(nameof(EmbeddingBatcher)));
@@ -228,7 +255,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         }
         finally
         {
-            _modelGate.Exit();
+            _modelSlots.Release();
         }
 
         return true;
@@ -250,11 +277,15 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         return true;
     }
 
-    // Called once the worker has stopped, so only an inline query (a few milliseconds) can still hold the gate.
-    private void WaitForInlineQuery()
+    // Called once the workers have stopped, so only inline queries (a few milliseconds) can still hold slots.
+    private void WaitForInlineQueries()
     {
-        _modelGate.Enter();
-        _modelGate.Exit();
+        for (var i = 0; i < _workers.Length; i++)
+        {
+            _modelSlots.Wait();
+        }
+
+        _modelSlots.Release(_workers.Length);
     }
 
     private Task<float[]> Enqueue(string text, EmbeddingPurpose purpose, CancellationToken cancellationToken)
@@ -274,13 +305,23 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
 
         var channel = purpose == EmbeddingPurpose.Query ? _queries : _documents;
         Interlocked.Increment(ref _queued);
+        if (purpose == EmbeddingPurpose.Document)
+        {
+            Interlocked.Add(ref _queuedDocumentCharacters, text.Length);
+        }
+
         if (!channel.Writer.TryWrite(request))
         {
             Interlocked.Decrement(ref _queued);
+            if (purpose == EmbeddingPurpose.Document)
+            {
+                Interlocked.Add(ref _queuedDocumentCharacters, -text.Length);
+            }
+
             request.Registration.Dispose();
             request.TrySetException(new ObjectDisposedException(nameof(EmbeddingBatcher)));
         }
-        else if (Volatile.Read(ref _awaitingQueries))
+        else if (Volatile.Read(ref _awaitingQueries) > 0)
         {
             _arrived.Set();
         }
@@ -291,6 +332,10 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     private void WorkerLoop()
     {
         var round = new List<Request>(_options.MaxTextsPerRound);
+
+        // Queries served between the model calls of a document round; separate from the round list, which is still
+        // being completed while they run.
+        var betweenGroups = new List<Request>();
         var regroupTarget = 0;
         long lastRoundTicks = 0;
         var lastPurpose = EmbeddingPurpose.Document;
@@ -310,27 +355,37 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
                     }
                 }
 
-                // Queries first: they have a user waiting, document ingestion does not.
-                var purpose = EmbeddingPurpose.Query;
-                var cutByBudget = Take(_queries.Reader, round, _options.MaxCharactersPerRound);
-                if (round.Count == 0)
+                // The slot is taken before the round, so the round's share of the queue (see Take) counts only the
+                // slots still free for the other workers, and taken texts never wait for a slot.
+                _modelSlots.Wait(_stopping.Token);
+                try
                 {
-                    purpose = EmbeddingPurpose.Document;
-                    cutByBudget = Take(_documents.Reader, round, _options.DocumentWindowCharacters);
+                    // Queries first: they have a user waiting, document ingestion does not.
+                    var purpose = EmbeddingPurpose.Query;
+                    var cutByBudget = Take(_queries.Reader, round, _options.MaxCharactersPerRound);
+                    if (round.Count == 0)
+                    {
+                        purpose = EmbeddingPurpose.Document;
+                        cutByBudget = Take(_documents.Reader, round, _options.DocumentWindowCharacters);
+                    }
+
+                    if (round.Count > 0)
+                    {
+                        var size = round.Count;
+                        lastPurpose = purpose;
+                        (lastRoundTicks, var arrivedMeanwhile) = Run(round, purpose, purpose == EmbeddingPurpose.Document ? betweenGroups : null);
+
+                        // The next round can hold this round's callers plus whoever queued while the model ran (closed-
+                        // loop callers that just missed this round): waiting only for this round's size would keep the
+                        // latecomers a fragment apart forever (56-58 of 64 callers per call). A round cut by its
+                        // budget leaves texts queued anyway, so its next round needs no pause.
+                        regroupTarget = cutByBudget ? 0 : Math.Min(_options.MaxTextsPerRound, size + arrivedMeanwhile);
+                        continue;
+                    }
                 }
-
-                if (round.Count > 0)
+                finally
                 {
-                    var size = round.Count;
-                    lastPurpose = purpose;
-                    (lastRoundTicks, var arrivedMeanwhile) = Run(round, purpose);
-
-                    // The next round can hold this round's callers plus whoever queued while the model ran (closed-
-                    // loop callers that just missed this round): waiting only for this round's size would keep the
-                    // latecomers a fragment apart forever (56-58 of 64 callers per call). A round cut by the
-                    // character budget leaves texts queued anyway, so its next round needs no pause.
-                    regroupTarget = cutByBudget ? 0 : Math.Min(_options.MaxTextsPerRound, size + arrivedMeanwhile);
-                    continue;
+                    _modelSlots.Release();
                 }
 
                 regroupTarget = 0;
@@ -346,9 +401,12 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         }
         finally
         {
-            FailQueued(_queries.Reader);
-            FailQueued(_documents.Reader);
-            _stopped.TrySetResult();
+            if (Interlocked.Decrement(ref _runningWorkers) == 0)
+            {
+                FailQueued(_queries.Reader);
+                FailQueued(_documents.Reader);
+                _stopped.TrySetResult();
+            }
         }
     }
 
@@ -387,7 +445,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     private void AwaitQueries(int expected)
     {
         var deadline = Stopwatch.GetTimestamp() + _queryRegroupWaitTicks;
-        Volatile.Write(ref _awaitingQueries, true);
+        Interlocked.Increment(ref _awaitingQueries);
         try
         {
             while (!_stopping.IsCancellationRequested)
@@ -409,7 +467,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         }
         finally
         {
-            Volatile.Write(ref _awaitingQueries, false);
+            Interlocked.Decrement(ref _awaitingQueries);
         }
     }
 
@@ -420,52 +478,81 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
 
         // Blocking is deliberate: this thread exists only to run the model. Both waits end when disposal completes
         // the channels, so no wait is left behind for long.
-        _idle = true;
+        Interlocked.Increment(ref _idleWorkers);
         try
         {
             Task.WhenAny(queries, documents).GetAwaiter().GetResult();
         }
         finally
         {
-            _idle = false;
+            Interlocked.Decrement(ref _idleWorkers);
         }
 
         return !_stopping.IsCancellationRequested;
     }
 
-    /// <returns>True when the round stopped at the character budget with texts still queued.</returns>
+    /// <summary>
+    /// One taker's part of <paramref name="queued"/> split evenly over <paramref name="takers"/>, rounded up, at least
+    /// one and at most <paramref name="limit"/>.
+    /// </summary>
+    internal static long ShareOf(long queued, int takers, long limit) =>
+        Math.Clamp((queued + takers - 1) / Math.Max(1, takers), 1, limit);
+
+    /// <returns>True when the round stopped at its budget with texts still queued.</returns>
     private bool Take(ChannelReader<Request> reader, List<Request> round, int characterBudget)
     {
         round.Clear();
-        var characters = 0;
-        while (round.Count < _options.MaxTextsPerRound && reader.TryPeek(out var request))
+        var documents = reader == _documents.Reader;
+
+        // One taker at a time: a peeked request must be the one then read, or a worker could drop another's live
+        // request as completed, or size its round by one text and take another.
+        lock (_takeGate)
         {
-            if (request.Task.IsCompleted)
+            // A round takes its share of what is queued (texts for queries, characters for documents), shared with
+            // the model slots still free: a free slot means another worker can run the rest at the same time instead
+            // of idling while this one works through all of it. Slots held by running rounds do not count.
+            var maxTexts = _options.MaxTextsPerRound;
+            var takers = 1 + _modelSlots.CurrentCount;
+            if (documents)
             {
+                characterBudget = (int)ShareOf(Volatile.Read(ref _queuedDocumentCharacters), takers, characterBudget);
+            }
+            else
+            {
+                maxTexts = (int)ShareOf(reader.Count, takers, maxTexts);
+            }
+
+            var characters = 0;
+            while (reader.TryPeek(out var request))
+            {
+                if (!request.Task.IsCompleted)
+                {
+                    if (round.Count > 0 && (round.Count >= maxTexts || characters + request.Text.Length > characterBudget))
+                    {
+                        return true;
+                    }
+
+                    round.Add(request);
+                    characters += request.Text.Length;
+                }
+
                 reader.TryRead(out _);
                 Interlocked.Decrement(ref _queued);
-                continue;
+                if (documents)
+                {
+                    Interlocked.Add(ref _queuedDocumentCharacters, -request.Text.Length);
+                }
             }
 
-            if (round.Count > 0 && characters + request.Text.Length > characterBudget)
-            {
-                return true;
-            }
-
-            reader.TryRead(out _);
-            Interlocked.Decrement(ref _queued);
-            round.Add(request);
-            characters += request.Text.Length;
+            return false;
         }
-
-        return false;
     }
 
     /// <returns>
     /// How long the model ran for this round (queries served between its calls excluded), in <see cref="Stopwatch"/>
     /// ticks, and how many texts were queued when it finished, before this round's last callers were released.
     /// </returns>
-    private (long Ticks, int QueuedAfter) Run(List<Request> round, EmbeddingPurpose purpose)
+    private (long Ticks, int QueuedAfter) Run(List<Request> round, EmbeddingPurpose purpose, List<Request>? betweenGroups)
     {
         var texts = new string[round.Count];
         for (var i = 0; i < texts.Length; i++)
@@ -480,32 +567,29 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         var queuedAfter = 0;
         try
         {
-            using (_modelGate.EnterScope())
+            _model.EmbedInGroups(texts, purpose, (members, vectors) =>
             {
-                _model.EmbedInGroups(texts, purpose, (members, vectors) =>
+                var ended = Stopwatch.GetTimestamp();
+                _metrics?.EmbeddingBatch(kind, members.Length, Stopwatch.GetElapsedTime(groupStarted, ended));
+                queuedAfter = Volatile.Read(ref _queued);
+                foreach (var m in members)
                 {
-                    var ended = Stopwatch.GetTimestamp();
-                    _metrics?.EmbeddingBatch(kind, members.Length, Stopwatch.GetElapsedTime(groupStarted, ended));
-                    queuedAfter = Volatile.Read(ref _queued);
-                    foreach (var m in members)
+                    if (purpose == EmbeddingPurpose.Query)
                     {
-                        if (purpose == EmbeddingPurpose.Query)
-                        {
-                            _queryCache?.Add(purpose, texts[m], vectors[m]);
-                        }
-
-                        // Released group by group: a caller whose texts all ran need not wait for the rest of the round.
-                        round[m].Complete(vectors[m]);
+                        _queryCache?.Add(purpose, texts[m], vectors[m]);
                     }
 
-                    if (purpose == EmbeddingPurpose.Document)
-                    {
-                        servingQueries += ServeQueriesBetweenGroups();
-                    }
+                    // Released group by group: a caller whose texts all ran need not wait for the rest of the round.
+                    round[m].Complete(vectors[m]);
+                }
 
-                    groupStarted = Stopwatch.GetTimestamp();
-                });
-            }
+                if (betweenGroups is not null)
+                {
+                    servingQueries += ServeQueriesBetweenGroups(betweenGroups);
+                }
+
+                groupStarted = Stopwatch.GetTimestamp();
+            });
         }
 #pragma warning disable CA1031 // Any model failure must reach the waiting callers instead of killing the worker.
         catch (Exception e)
@@ -527,7 +611,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
 
     /// <summary>Runs the queries queued while a document round's last model call ran, before its next call starts.</summary>
     /// <returns>How long it took, in <see cref="Stopwatch"/> ticks.</returns>
-    private long ServeQueriesBetweenGroups()
+    private long ServeQueriesBetweenGroups(List<Request> betweenGroups)
     {
         if (_queries.Reader.Count == 0)
         {
@@ -537,13 +621,13 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         var started = Stopwatch.GetTimestamp();
         while (!_stopping.IsCancellationRequested)
         {
-            Take(_queries.Reader, _betweenGroups, _options.MaxCharactersPerRound);
-            if (_betweenGroups.Count == 0)
+            Take(_queries.Reader, betweenGroups, _options.MaxCharactersPerRound);
+            if (betweenGroups.Count == 0)
             {
                 break;
             }
 
-            Run(_betweenGroups, EmbeddingPurpose.Query);
+            Run(betweenGroups, EmbeddingPurpose.Query, betweenGroups: null);
         }
 
         return Stopwatch.GetTimestamp() - started;

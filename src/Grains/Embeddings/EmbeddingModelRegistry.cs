@@ -24,7 +24,8 @@ public sealed class EmbeddingModelRegistry : IEmbeddingModels, IHostedService, I
         {
             var isDefault = model == EmbeddingModelCatalog.Default;
             _services[model.Name] = new OnnxEmbeddingService(
-                model, isDefault ? options.Value.ModelPath : null, isDefault ? options.Value.VocabPath : null, loggers, metrics, batching?.Value);
+                model, isDefault ? options.Value.ModelPath : null, isDefault ? options.Value.VocabPath : null, loggers, metrics, batching?.Value,
+                options.Value.EmbeddingThreadsPerCall);
         }
 
         Default = _services[EmbeddingModelCatalog.Default.Name];

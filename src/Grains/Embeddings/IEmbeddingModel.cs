@@ -16,6 +16,12 @@ public interface IEmbeddingModel
     ITokenCounter Tokenizer { get; }
 
     /// <summary>
+    /// How many calls may usefully run at once: each call uses this many fewer cores than the machine has. A batcher
+    /// runs that many workers. One unless the model says otherwise.
+    /// </summary>
+    int ParallelCalls => 1;
+
+    /// <summary>
     /// Embeds <paramref name="texts"/> (each prefixed for <paramref name="purpose"/>) and returns one L2-normalised
     /// vector of <see cref="EmbeddingModelDescriptor.Dimensions"/> floats per text, in the same order. Texts longer
     /// than <see cref="EmbeddingModelDescriptor.MaxSequenceLength"/> word pieces are truncated. Thread-safe.

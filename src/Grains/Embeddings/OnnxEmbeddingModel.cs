@@ -45,6 +45,9 @@ public sealed class OnnxEmbeddingModel : IEmbeddingModel, IDisposable
     /// <inheritdoc />
     public ITokenCounter Tokenizer => _shared.Tokenizer;
 
+    /// <inheritdoc />
+    public int ParallelCalls => Math.Max(1, Environment.ProcessorCount / _options.IntraOpNumThreads);
+
     /// <summary>The model's tokenizer with its encoding API.</summary>
     public WordPieceTokenizer WordPieceTokenizer => _shared.Tokenizer;
 

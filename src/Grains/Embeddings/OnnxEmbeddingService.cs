@@ -20,13 +20,16 @@ public sealed class OnnxEmbeddingService : IEmbeddingService, IAsyncDisposable
     /// <param name="loggers">Logger factory.</param>
     /// <param name="metrics">Batcher metrics, when the silo records them.</param>
     /// <param name="batching">How texts are grouped into model calls; the defaults when null.</param>
-    public OnnxEmbeddingService(EmbeddingModelDescriptor descriptor, string? modelPath, string? vocabPath, ILoggerFactory loggers, RagMetrics? metrics = null, EmbeddingBatcherOptions? batching = null)
+    /// <param name="threadsPerCall">Threads one model call uses (<see cref="OnnxEmbeddingOptions.IntraOpNumThreads"/>).</param>
+    public OnnxEmbeddingService(EmbeddingModelDescriptor descriptor, string? modelPath, string? vocabPath, ILoggerFactory loggers, RagMetrics? metrics = null,
+        EmbeddingBatcherOptions? batching = null, int threadsPerCall = 1)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threadsPerCall, 1);
         _descriptor = descriptor;
         _loaded = new(() =>
         {
             var model = new OnnxEmbeddingModel(
-                new OnnxEmbeddingOptions { Model = descriptor, ModelPath = modelPath, VocabPath = vocabPath },
+                new OnnxEmbeddingOptions { Model = descriptor, ModelPath = modelPath, VocabPath = vocabPath, IntraOpNumThreads = threadsPerCall },
                 loggers.CreateLogger<OnnxEmbeddingModel>());
             return (model, new EmbeddingBatcher(model, batching ?? new EmbeddingBatcherOptions(), loggers.CreateLogger<EmbeddingBatcher>(), metrics));
         });

@@ -158,7 +158,7 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
         await batcher.EmbedAsync("query", EmbeddingPurpose.Query).AsTask().WaitAsync(Timeout);
 
         Assert.DoesNotContain(Environment.CurrentManagedThreadId, model.Threads);
-        Assert.Equal(["embedding-batcher"], model.ThreadNames);
+        Assert.All(model.ThreadNames, name => Assert.StartsWith("embedding-batcher-", name));
     }
 
     [Fact]
@@ -174,7 +174,7 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
 
         Assert.Equal(3, vectors.Length);
         Assert.All(vectors, v => Assert.Equal(RecordingModel.VectorFor("q1"), v));
-        Assert.All(model.ThreadNames, name => Assert.Equal("embedding-batcher", name));
+        Assert.All(model.ThreadNames, name => Assert.StartsWith("embedding-batcher-", name));
     }
 
     [Fact]
@@ -347,6 +347,76 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
 
         Assert.Equal([["a0", "b0"], ["c0", "a1", "b1"]], model.Batches);
     }
+
+    [Fact]
+    public async Task Two_workers_run_two_rounds_at_once()
+    {
+        var model = new SteppedModel(gatedCalls: 2);
+        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { Workers = 2 });
+        var a = batcher.EmbedAsync("document a", EmbeddingPurpose.Document).AsTask();
+        await model.Entered[0].Task.WaitAsync(Timeout);
+        var b = batcher.EmbedAsync("document b", EmbeddingPurpose.Document).AsTask();
+
+        // The second document runs while the first model call is still held: one core each.
+        await model.Entered[1].Task.WaitAsync(Timeout);
+        Assert.False(a.IsCompleted);
+        model.Release[1].SetResult();
+        Assert.Equal(SteppedModel.VectorFor("document b"), await b.WaitAsync(Timeout));
+        Assert.False(a.IsCompleted);
+
+        model.Release[0].SetResult();
+        Assert.Equal(SteppedModel.VectorFor("document a"), await a.WaitAsync(Timeout));
+    }
+
+    [Fact]
+    public async Task A_search_during_a_document_round_runs_at_once_on_the_free_core()
+    {
+        var model = new SteppedModel(gatedCalls: 1);
+        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { Workers = 2 });
+        var document = batcher.EmbedAsync("a long document chunk", EmbeddingPurpose.Document).AsTask();
+        await model.Entered[0].Task.WaitAsync(Timeout);
+        Assert.True(SpinWait.SpinUntil(() => batcher.IdleWorkers == 1, Timeout));
+
+        // The query neither queues behind the document nor waits for a worker: it runs on the caller's thread.
+        var query = batcher.EmbedAsync("fire door review", EmbeddingPurpose.Query);
+        Assert.True(query.IsCompletedSuccessfully);
+        Assert.False(document.IsCompleted);
+
+        model.Release[0].SetResult();
+        await document.WaitAsync(Timeout);
+    }
+
+    [Fact]
+    public async Task A_worker_whose_peer_is_busy_takes_the_whole_queue()
+    {
+        var model = new SteppedModel(gatedCalls: 2);
+        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { Workers = 2 });
+        var a = batcher.EmbedAsync("document a", EmbeddingPurpose.Document).AsTask();
+        await model.Entered[0].Task.WaitAsync(Timeout);
+        var b = batcher.EmbedAsync("document b", EmbeddingPurpose.Document).AsTask();
+        await model.Entered[1].Task.WaitAsync(Timeout);
+        var queries = batcher.EmbedManyAsync([.. Enumerable.Range(0, 8).Select(i => $"query {i}")], EmbeddingPurpose.Query);
+
+        // Worker b's model call ends while a's is held: no other slot is free, so splitting would only make the second
+        // half wait for the first on the same core.
+        model.Release[1].SetResult();
+        await queries.WaitAsync(Timeout);
+        model.Release[0].SetResult();
+        await Task.WhenAll(a, b).WaitAsync(Timeout);
+
+        Assert.Equal([1, 1, 8], model.Batches.Select(batch => batch.Length));
+    }
+
+    [Theory]
+    [InlineData(8, 1, 64, 8)]
+    [InlineData(8, 2, 64, 4)]
+    [InlineData(7, 2, 64, 4)]
+    [InlineData(1, 2, 64, 1)]
+    [InlineData(0, 2, 64, 1)]
+    [InlineData(200, 2, 64, 64)]
+    [InlineData(100_000, 2, 65_536, 50_000)]
+    public void Each_free_slot_takes_an_even_share_of_the_queue(long queued, int takers, long limit, long share) =>
+        Assert.Equal(share, EmbeddingBatcher.ShareOf(queued, takers, limit));
 
     [Fact]
     public async Task Disposal_does_not_wait_out_a_query_regroup_pause()
