@@ -39,7 +39,8 @@ internal sealed record Throughput(
 
 /// <param name="BestSetting">The direct setting of the baseline: the best of the whole grid.</param>
 /// <param name="BatcherModelSetting">The service's model setting, which the batcher runs on; its callers are those of
-/// the "N at a time" bound rows (one per core when the session has one intra-op thread).</param>
+/// the "N at a time" bound rows (the model's ParallelCalls: one per core when the session has one intra-op thread).</param>
+/// <param name="BatcherWorkers">The batcher's worker threads (its default: the model's ParallelCalls).</param>
 internal sealed record WorkloadResult(
     string Name,
     string Source,
@@ -49,6 +50,7 @@ internal sealed record WorkloadResult(
     IReadOnlyList<GridPoint> DirectGrid,
     DirectSetting BestSetting,
     DirectSetting BatcherModelSetting,
+    int BatcherWorkers,
     IReadOnlyList<Throughput> Results);
 
 internal sealed record LatencyResult(string Path, string Texts, int Samples, double MeanTokens, double P50Ms, double P90Ms, double P99Ms, double MaxMs);
@@ -82,12 +84,12 @@ internal static class EmbedBenchmark
     /// How the direct paths call the model: one caller on a session of up to two intra-op threads (the old default), and
     /// one caller per core sharing a one-thread session (on 2 cores ~1.2x faster for chunks and ~1.5x for short texts
     /// than one caller on two threads). The service's own setting (<paramref name="threads"/>) is always among them:
-    /// one caller when it runs several intra-op threads, one per core when it runs one.
+    /// as many callers as the model takes calls at once (<see cref="OnnxEmbeddingModel.ParallelCalls"/>, the batcher's workers).
     /// </summary>
     private static (int Threads, int Callers)[] CallingForms(int threads)
     {
         var cores = Environment.ProcessorCount;
-        return new[] { (Math.Min(2, cores), 1), (1, cores), (threads, threads == 1 ? cores : 1) }.Distinct().ToArray();
+        return new[] { (Math.Min(2, cores), 1), (1, cores), (threads, Math.Max(1, cores / threads)) }.Distinct().ToArray();
     }
 
     public static WorkloadResult RunWorkload(Workload workload, int rounds, int threads, EmbeddingModelDescriptor model)
@@ -98,9 +100,9 @@ internal static class EmbedBenchmark
 
         // The bound rows and the batcher run on the service's setting: its batching, its intra-op threads, and (for the
         // bound rows) as many callers as that setting is meant to be called from.
-        var production = new DirectSetting(DefaultSetting, threads, threads == 1 ? Environment.ProcessorCount : 1);
-        var models = grid.Select(s => Create(model, s.Batch, s.IntraOpNumThreads)).ToArray();
         using var productionModel = Create(model, DefaultSetting, threads);
+        var production = new DirectSetting(DefaultSetting, threads, productionModel.ParallelCalls);
+        var models = grid.Select(s => Create(model, s.Batch, s.IntraOpNumThreads)).ToArray();
         try
         {
             // The whole list split into the model's own calls beforehand (planning, not serving: left out of the time, in
@@ -188,7 +190,8 @@ internal static class EmbedBenchmark
                 results.Add(Summarize(paths[p].Name, null, paths[p].Callers, through[p], baseline, throughCpu[p], directCpu[bestIndex], workload, latencies[p], calls[p].Mean));
             }
 
-            return new WorkloadResult(workload.Name, workload.Source, workload.Texts.Count, workload.MeanTokens, workload.TotalTokens, gridPoints, grid[bestIndex], production, results);
+            return new WorkloadResult(
+                workload.Name, workload.Source, workload.Texts.Count, workload.MeanTokens, workload.TotalTokens, gridPoints, grid[bestIndex], production, batcher.Workers, results);
         }
         finally
         {
@@ -327,6 +330,9 @@ internal sealed class CountingModel(IEmbeddingModel inner) : IEmbeddingModel
     public EmbeddingModelDescriptor Descriptor => inner.Descriptor;
 
     public ITokenCounter Tokenizer => inner.Tokenizer;
+
+    // Passed on: the batcher runs as many workers as the model takes calls at once.
+    public int ParallelCalls => inner.ParallelCalls;
 
     public float[][] Embed(IReadOnlyList<string> texts, EmbeddingPurpose purpose)
     {

@@ -3,7 +3,7 @@ using RagOrleans.Bench;
 using RagOrleans.Bench.Embed;
 using RagOrleans.Grains.Embeddings;
 
-// Usage: Embed [--model minilm] [--short 640] [--chunks 64] [--ingested-db rag.db] [--rounds 5] [--latency 500] [--threads 2] [--throughput 1] [--json FILE]
+// Usage: Embed [--model minilm] [--short 640] [--chunks 64] [--ingested-db rag.db] [--rounds 5] [--latency 500] [--threads 1] [--throughput 1] [--json FILE]
 //        Embed --compare minilm-int8 [--model minilm] ...: direct Embed of both models interleaved in one run, and the ratios.
 var parsed = new BenchArgs(args);
 var run = RunInfo.Start();
@@ -66,7 +66,7 @@ foreach (var w in results)
     }
 
     // tTxC: C threads calling one session of T intra-op threads at once.
-    Console.WriteLine($"{string.Empty,-21} best direct setting: {w.BestSetting.Label}; service setting (batcher's model, bound rows) {w.BatcherModelSetting.Label}; direct grid:");
+    Console.WriteLine($"{string.Empty,-21} best direct setting: {w.BestSetting.Label}; service setting (batcher's model, bound rows) {w.BatcherModelSetting.Label}, batcher workers {w.BatcherWorkers}; direct grid:");
     foreach (var batch in w.DirectGrid.GroupBy(g => g.Setting.Batch))
     {
         Console.WriteLine(
