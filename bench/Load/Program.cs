@@ -143,7 +143,11 @@ internal sealed record LoadState(TenantTarget Big, TenantTarget[] Small);
 
 internal sealed record IngestResult(int Documents, long Chunks, double Seconds, double ChunksPerSecond, double ModelSeconds, double EmbeddingLimitChunksPerSecond, double ShareOfLimit);
 
-internal sealed record PhaseResult(string Name, string Mode, long Requests, long Errors, double Seconds, double Qps, double P50Ms, double P90Ms, double P99Ms, double MaxMs, string? FirstError);
+/// <param name="ServiceCpuMsPerRequest">The service process's CPU time per answered request (both cores summed).</param>
+/// <param name="QueryTextsPerModelCall">Query texts per model call the service formed during the phase (0 if none ran).</param>
+/// <param name="QueryModelMsPerText">Model time per query text (summed over concurrent workers).</param>
+internal sealed record PhaseResult(string Name, string Mode, long Requests, long Errors, double Seconds, double Qps, double P50Ms, double P90Ms, double P99Ms, double MaxMs, string? FirstError,
+    double ServiceCpuMsPerRequest = 0, double QueryTextsPerModelCall = 0, double QueryModelMsPerText = 0);
 
 internal sealed record ScenarioResult(string Name, int Tenants, long Chunks, IReadOnlyList<PhaseResult> Phases);
 
@@ -331,7 +335,8 @@ internal static class Driver
         var baseline = phases[0].Qps;
         foreach (var p in phases)
         {
-            Console.WriteLine($"  {p.Name,-24} {p.Requests,7:N0} req {p.Errors,4} err  {p.Qps,8:F1} QPS ({p.Qps / baseline:F2}x baseline)  p50 {p.P50Ms,6:F2} ms  p90 {p.P90Ms,6:F2}  p99 {p.P99Ms,6:F2}  max {p.MaxMs,7:F1}");
+            Console.WriteLine($"  {p.Name,-24} {p.Requests,7:N0} req {p.Errors,4} err  {p.Qps,8:F1} QPS ({p.Qps / baseline:F2}x baseline)  p50 {p.P50Ms,6:F2} ms  p90 {p.P90Ms,6:F2}  p99 {p.P99Ms,6:F2}  max {p.MaxMs,7:F1}" +
+                $"  service cpu {p.ServiceCpuMsPerRequest,5:F2} ms/req" + (p.QueryTextsPerModelCall > 0 ? $"  model {p.QueryTextsPerModelCall,4:F1} queries/call {p.QueryModelMsPerText,5:F2} ms/query" : ""));
             if (p.FirstError is not null)
             {
                 Console.WriteLine($"    first error: {p.FirstError}");
@@ -357,6 +362,8 @@ internal static class Driver
             }
 
             var latencies = new List<double>[options.Clients];
+            var modelBefore = await service.ModelTotalsAsync("query");
+            var cpuBefore = service.CpuSeconds();
             long sent = -1, errors = 0;
             string? firstError = null;
             var stop = Stopwatch.StartNew();
@@ -398,9 +405,13 @@ internal static class Driver
                 }
             })));
             var seconds = stop.Elapsed.TotalSeconds;
+            var cpu = service.CpuSeconds() - cpuBefore;
+            var modelAfter = await service.ModelTotalsAsync("query");
+            var (modelSeconds, calls, texts) = (modelAfter.Seconds - modelBefore.Seconds, modelAfter.Calls - modelBefore.Calls, modelAfter.Texts - modelBefore.Texts);
             var all = latencies.SelectMany(l => l).OrderBy(x => x).ToList();
             return new PhaseResult(name, mode, all.Count, errors, seconds, all.Count / seconds,
-                Stats.Percentile(all, 50), Stats.Percentile(all, 90), Stats.Percentile(all, 99), all.Count > 0 ? all[^1] : 0, firstError);
+                Stats.Percentile(all, 50), Stats.Percentile(all, 90), Stats.Percentile(all, 99), all.Count > 0 ? all[^1] : 0, firstError,
+                all.Count > 0 ? cpu * 1000 / all.Count : 0, calls > 0 ? texts / calls : 0, texts > 0 ? modelSeconds * 1000 / texts : 0);
         }
         finally
         {
@@ -500,20 +511,59 @@ internal sealed class Service : IAsyncDisposable
     }
 
     /// <summary>Seconds the embedding model has spent on document batches so far (the service's own histogram).</summary>
-    public async Task<double> ModelDocumentSecondsAsync()
+    public async Task<double> ModelDocumentSecondsAsync() => (await ModelTotalsAsync("document")).Seconds;
+
+    /// <summary>
+    /// The service's own embedding histograms for <paramref name="purpose"/> so far: model seconds (summed over
+    /// concurrent workers), model calls and texts embedded.
+    /// </summary>
+    public async Task<(double Seconds, double Calls, double Texts)> ModelTotalsAsync(string purpose)
     {
         using var op = Client(OperatorKey);
         var text = await op.GetStringAsync("/metrics");
-        double sum = 0;
+        double seconds = 0, calls = 0, texts = 0;
+        var label = $"purpose=\"{purpose}\"";
         foreach (var line in text.Split('\n'))
         {
-            if (line.StartsWith("rag_embedding_duration_seconds_sum", StringComparison.Ordinal) && line.Contains("purpose=\"document\"", StringComparison.Ordinal))
+            if (!line.Contains(label, StringComparison.Ordinal))
             {
-                sum += double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+                continue;
+            }
+
+            var value = line.StartsWith("rag_embedding_", StringComparison.Ordinal)
+                ? double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture)
+                : 0;
+            if (line.StartsWith("rag_embedding_duration_seconds_sum", StringComparison.Ordinal))
+            {
+                seconds += value;
+            }
+            else if (line.StartsWith("rag_embedding_batch_size_texts_count", StringComparison.Ordinal) || line.StartsWith("rag_embedding_batch_size_count", StringComparison.Ordinal))
+            {
+                calls += value;
+            }
+            else if (line.StartsWith("rag_embedding_batch_size_texts_sum", StringComparison.Ordinal) || line.StartsWith("rag_embedding_batch_size_sum", StringComparison.Ordinal))
+            {
+                texts += value;
             }
         }
 
-        return sum;
+        return (seconds, calls, texts);
+    }
+
+    /// <summary>CPU seconds (user + system) the service process has used so far.</summary>
+    public double CpuSeconds()
+    {
+        try
+        {
+            // Fields 14 and 15 of /proc/PID/stat, after the parenthesised command name.
+            var stat = File.ReadAllText($"/proc/{_process.Id}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
     }
 
     public double PeakRssMb() => StatusMb("VmHWM:");
