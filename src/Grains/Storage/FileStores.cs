@@ -60,22 +60,34 @@ internal static class KeyPaths
         }
         catch
         {
-            File.Delete(temp);
+            try
+            {
+                File.Delete(temp);
+            }
+            catch (DirectoryNotFoundException)
+            {
+                // The temporary file was never created: its folder is gone.
+            }
+
             throw;
         }
     }
 
     private static FileStream Create(string path, string temp)
     {
-        // A concurrent delete may prune the folder between its creation and the file's: create it again once.
+        // A concurrent delete may prune the folder (or a parent) between its creation and the file's: create it
+        // again. Depending on the instant the runtime reports that as DirectoryNotFoundException, FileNotFoundException
+        // (the folder was recreated by the time it looked) or an IOException that the folder "already exists" (it was
+        // pruned between mkdir's EEXIST and the check); all seen with parallel uploads staging in one folder.
         for (var attempt = 0; ; attempt++)
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             try
             {
+                // Inside the retry: a prune can also remove a parent between the folders that this creates.
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
                 return new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
             }
-            catch (DirectoryNotFoundException) when (attempt < 3)
+            catch (IOException) when (attempt < 10)
             {
             }
         }
@@ -127,17 +139,18 @@ public sealed class FileBlobStore(string root) : IBlobStore
             return Task.FromResult(false);
         }
 
-        // A concurrent delete may prune the (empty) target folder before the move lands: create it again once.
+        // A concurrent delete may prune the (empty) target folder before the move lands: create it again.
         for (var attempt = 0; ; attempt++)
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             try
             {
+                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
                 File.Move(source, target, overwrite: true);
                 return Task.FromResult(true);
             }
-            catch (DirectoryNotFoundException) when (attempt < 3 && File.Exists(source))
+            catch (IOException) when (attempt < 10 && File.Exists(source))
             {
+                // The same races as KeyPaths.Create.
             }
         }
     }

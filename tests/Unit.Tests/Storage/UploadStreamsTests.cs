@@ -29,6 +29,26 @@ public sealed class UploadStreamsTests
     }
 
     [Fact]
+    public async Task Concurrent_uploads_staged_in_one_folder_survive_each_others_cleanup()
+    {
+        // Each upload stages its blob in the shared .uploads folder and deletes it afterwards; a delete prunes the
+        // folder when it is empty at that instant, which races with another upload creating its file there.
+        var payload = RandomNumberGenerator.GetBytes(64);
+        await Parallel.ForEachAsync(Enumerable.Range(0, 8), async (worker, ct) =>
+        {
+            for (var i = 0; i < 300; i++)
+            {
+                var key = $"t/c/.uploads/s-{worker}-{i}";
+                Assert.Equal(payload.Length, await _blobs.PutStreamAsync(key, new MemoryStream(payload), ct));
+                await _blobs.PutAsync(key + "-small", payload, ct);
+                Assert.True(await _blobs.MoveAsync(key + "-small", $"t/c/docs/d-{worker}-{i}", ct));
+                await _blobs.DeleteAsync(key, ct);
+                await _blobs.DeleteAsync($"t/c/docs/d-{worker}-{i}", ct);
+            }
+        });
+    }
+
+    [Fact]
     public async Task File_blobs_stream_in_and_out_move_and_never_leave_a_partial_blob()
     {
         var data = RandomNumberGenerator.GetBytes(300_000);
