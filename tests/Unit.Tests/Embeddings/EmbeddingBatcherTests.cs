@@ -353,12 +353,9 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
     {
         var model = new SteppedModel(gatedCalls: 2);
         await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { Workers = 2 });
-        var a = batcher.EmbedAsync("document a", EmbeddingPurpose.Document).AsTask();
-        await model.Entered[0].Task.WaitAsync(Timeout);
-        var b = batcher.EmbedAsync("document b", EmbeddingPurpose.Document).AsTask();
 
         // The second document runs while the first model call is still held: one core each.
-        await model.Entered[1].Task.WaitAsync(Timeout);
+        var (a, b) = await HoldBothWorkers(model, batcher);
         Assert.False(a.IsCompleted);
         model.Release[1].SetResult();
         Assert.Equal(SteppedModel.VectorFor("document b"), await b.WaitAsync(Timeout));
@@ -391,10 +388,7 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
     {
         var model = new SteppedModel(gatedCalls: 2);
         await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { Workers = 2 });
-        var a = batcher.EmbedAsync("document a", EmbeddingPurpose.Document).AsTask();
-        await model.Entered[0].Task.WaitAsync(Timeout);
-        var b = batcher.EmbedAsync("document b", EmbeddingPurpose.Document).AsTask();
-        await model.Entered[1].Task.WaitAsync(Timeout);
+        var (a, b) = await HoldBothWorkers(model, batcher);
         var queries = batcher.EmbedManyAsync([.. Enumerable.Range(0, 8).Select(i => $"query {i}")], EmbeddingPurpose.Query);
 
         // Worker b's model call ends while a's is held: no other slot is free, so splitting would only make the second
@@ -405,6 +399,16 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
         await Task.WhenAll(a, b).WaitAsync(Timeout);
 
         Assert.Equal([1, 1, 8], model.Batches.Select(batch => batch.Length));
+    }
+
+    // Two documents, each held inside its model call (calls 0 and 1 of the model) by its own worker.
+    private static async Task<(Task<float[]> A, Task<float[]> B)> HoldBothWorkers(SteppedModel model, EmbeddingBatcher batcher)
+    {
+        var a = batcher.EmbedAsync("document a", EmbeddingPurpose.Document).AsTask();
+        await model.Entered[0].Task.WaitAsync(Timeout);
+        var b = batcher.EmbedAsync("document b", EmbeddingPurpose.Document).AsTask();
+        await model.Entered[1].Task.WaitAsync(Timeout);
+        return (a, b);
     }
 
     [Theory]
