@@ -152,9 +152,7 @@ public sealed class RetrievalApiTests(ServiceFixture fixture)
         Assert.Contains("arctic-xs", unknown.Str("detail"), StringComparison.Ordinal);
         Assert.Contains("minilm", unknown.Str("detail"), StringComparison.Ordinal);
 
-        await admin.Ingest("kb", new { id = "timers", title = "Timers", text = TimersText });
-        await admin.Ingest("kb", new { id = "bread", title = "Baking bread", text = "Knead the dough for ten minutes, let it rise for an hour, then bake at 220 degrees Celsius." });
-        await admin.Ingest("kb", new { id = "tides", title = "Tides", text = "Tides are caused by the gravitational pull of the Moon and the Sun on the oceans." });
+        await IngestThreeTopics(admin, "kb");
 
         var loaf = await Results(admin, new { query = "how hot should the oven be for a loaf", mode = "vector", topK = 3 });
         Assert.Equal("bread", loaf[0].Str("documentId"));
@@ -166,6 +164,14 @@ public sealed class RetrievalApiTests(ServiceFixture fixture)
         var info = await (await admin.GetAsync("/v1/collections/kb")).ExpectJson(HttpStatusCode.OK);
         Assert.Equal("snowflake-arctic-embed-xs", info.Str("model"));
         Assert.Equal(3, info["documentCount"]!.GetValue<int>());
+    }
+
+    // Three documents on unrelated topics (grain timers, baking, tides), for checks that a model tells them apart.
+    private static async Task IngestThreeTopics(HttpClient admin, string collection)
+    {
+        await admin.Ingest(collection, new { id = "timers", title = "Timers", text = TimersText });
+        await admin.Ingest(collection, new { id = "bread", title = "Baking bread", text = "Knead the dough for ten minutes, let it rise for an hour, then bake at 220 degrees Celsius." });
+        await admin.Ingest(collection, new { id = "tides", title = "Tides", text = "Tides are caused by the gravitational pull of the Moon and the Sun on the oceans." });
     }
 
     [Fact]
@@ -181,9 +187,7 @@ public sealed class RetrievalApiTests(ServiceFixture fixture)
 
         foreach (var collection in new[] { "q8", "f32" })
         {
-            await admin.Ingest(collection, new { id = "timers", title = "Timers", text = TimersText });
-            await admin.Ingest(collection, new { id = "bread", title = "Baking bread", text = "Knead the dough for ten minutes, let it rise for an hour, then bake at 220 degrees Celsius." });
-            await admin.Ingest(collection, new { id = "tides", title = "Tides", text = "Tides are caused by the gravitational pull of the Moon and the Sun on the oceans." });
+            await IngestThreeTopics(admin, collection);
         }
 
         foreach (var (query, expected) in new[] { ("how hot should the oven be for a loaf", "bread"), ("why does the sea rise and fall", "tides") })

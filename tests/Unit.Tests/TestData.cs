@@ -16,6 +16,15 @@ public static class TestData
     /// <summary>War and Peace, Project Gutenberg #2600.</summary>
     public static string WarAndPeacePath => Path("docs", "txt", "war-and-peace.txt");
 
+    /// <summary>
+    /// The first <paramref name="queries"/> SciFact training queries that have relevance judgements, each with the ids
+    /// of its relevant (non-zero) abstracts, in file order.
+    /// </summary>
+    public static Dictionary<string, HashSet<string>> SciFactJudgedQueries(int queries) =>
+        File.ReadLines(Path("scifact", "qrels-train.tsv")).Skip(1)
+            .Select(l => l.Split('\t')).Where(p => p.Length >= 3 && p[2] != "0")
+            .GroupBy(p => p[0]).Take(queries).ToDictionary(g => g.Key, g => g.Select(p => p[1]).ToHashSet());
+
     public static string NewTempDir(string prefix)
     {
         var dir = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "ragorleans-tests", prefix + "-" + Guid.NewGuid().ToString("N")[..8]);

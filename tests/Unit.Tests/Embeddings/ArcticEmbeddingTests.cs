@@ -87,9 +87,7 @@ public sealed class ArcticEmbeddingTests(ArcticModelFixture fixture, Xunit.Abstr
         // 25 judged training queries against their relevant abstracts plus 150 others: a CLS/mean pooling mix-up,
         // a missing query prefix or a broken vocabulary shows up as a collapse of MRR@10 (0.78 measured).
         var dir = TestData.Path("scifact");
-        var qrels = File.ReadLines(Path.Combine(dir, "qrels-train.tsv")).Skip(1)
-            .Select(l => l.Split('\t')).Where(p => p.Length >= 3 && p[2] != "0")
-            .GroupBy(p => p[0]).Take(25).ToDictionary(g => g.Key, g => g.Select(p => p[1]).ToHashSet());
+        var qrels = TestData.SciFactJudgedQueries(25);
         var relevant = qrels.Values.SelectMany(v => v).ToHashSet();
         var corpus = new List<(string Id, string Text)>();
         var distractors = 0;

@@ -125,9 +125,7 @@ public sealed class OnnxInt8QuantizerTests(EmbeddingModelFixture floatFixture, I
         // 50 judged SciFact claims against 500 passages (title and start of the abstract) that hold their relevant ones:
         // near-ties between unrelated passages aside, the int8 model should rank like the float one.
         var dir = TestData.Path("scifact");
-        var qrels = File.ReadLines(Path.Combine(dir, "qrels-train.tsv")).Skip(1)
-            .Select(l => l.Split('\t')).Where(p => p.Length >= 3 && p[2] != "0")
-            .GroupBy(p => p[0]).Take(50).ToDictionary(g => g.Key, g => g.Select(p => p[1]).ToHashSet());
+        var qrels = TestData.SciFactJudgedQueries(50);
         var relevant = qrels.Values.SelectMany(v => v).ToHashSet();
         var passages = new List<(string Id, string Text)>();
         foreach (var (id, text) in Passages())
