@@ -18,7 +18,7 @@ internal static class DirectCalls
 {
     /// <summary>
     /// <paramref name="texts"/> as the model's own sequence of calls: sorted by length (model positions) and cut with the
-    /// same three limits as <c>OnnxEmbeddingModel</c>, so each group is exactly one inference when embedded alone (a
+    /// same limits as <c>OnnxEmbeddingModel</c> (<see cref="InferenceBatching"/>), so each group is exactly one inference when embedded alone (a
     /// contiguous run of a sorted list, re-sorted, meets the limits the same way).
     /// </summary>
     public static IReadOnlyList<string>[] ModelCalls(IReadOnlyList<string> texts, BatchSetting setting, OnnxEmbeddingModel model, EmbeddingPurpose purpose)
@@ -27,19 +27,13 @@ internal static class DirectCalls
         var prefix = descriptor.PrefixFor(purpose);
         var lengths = texts.Select(t => model.WordPieceTokenizer.Encode(prefix + t, descriptor.MaxSequenceLength).Length).ToArray();
         var order = Enumerable.Range(0, texts.Count).OrderBy(i => lengths[i]).ToArray();
+        var sorted = order.Select(i => lengths[i]).ToArray();
+        var options = setting.Options(descriptor, 1);
         var calls = new List<IReadOnlyList<string>>();
         var start = 0;
         while (start < order.Length)
         {
-            var rows = 1;
-            while (start + rows < order.Length
-                   && lengths[order[start + rows]] <= setting.LongTextTokens
-                   && rows < setting.MaxBatchSize
-                   && (rows + 1) * lengths[order[start + rows]] <= setting.MaxBatchTokens)
-            {
-                rows++;
-            }
-
+            var rows = InferenceBatching.NextBatch(sorted.AsSpan(start), options);
             calls.Add(order.Skip(start).Take(rows).Select(i => texts[i]).ToArray());
             start += rows;
         }

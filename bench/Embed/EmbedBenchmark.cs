@@ -4,9 +4,23 @@ using RagOrleans.Grains.Embeddings;
 namespace RagOrleans.Bench.Embed;
 
 /// <summary>One OnnxEmbeddingModel batching setting; the batcher inherits it because it calls the same model.</summary>
-internal sealed record BatchSetting(int MaxBatchSize, int MaxBatchTokens, int LongTextTokens = int.MaxValue)
+/// <remarks>The grid's own settings cut by rows and tokens only; the service default adds its long-text and padding limits.</remarks>
+internal sealed record BatchSetting(int MaxBatchSize, int MaxBatchTokens, int LongTextTokens = int.MaxValue, double MaxPaddingRatio = double.PositiveInfinity)
 {
-    public string Label => LongTextTokens == int.MaxValue ? $"{MaxBatchSize}/{MaxBatchTokens}" : $"{MaxBatchSize}/{MaxBatchTokens}/long>{LongTextTokens}:1";
+    public string Label =>
+        $"{MaxBatchSize}/{MaxBatchTokens}" +
+        (LongTextTokens == int.MaxValue ? "" : $"/long>{LongTextTokens}:1") +
+        (double.IsPositiveInfinity(MaxPaddingRatio) ? "" : $"/pad<={MaxPaddingRatio:0.##}");
+
+    public OnnxEmbeddingOptions Options(EmbeddingModelDescriptor model, int threads) => new()
+    {
+        Model = model,
+        IntraOpNumThreads = threads,
+        MaxBatchSize = MaxBatchSize,
+        MaxBatchTokens = MaxBatchTokens,
+        LongTextTokens = LongTextTokens,
+        MaxPaddingRatio = MaxPaddingRatio,
+    };
 }
 
 /// <summary>One direct setting's best-of-rounds figures; <see cref="DirectSetting.Callers"/> threads call the model at once.</summary>
@@ -71,7 +85,10 @@ internal static class EmbedBenchmark
     // Batch 1 is the reference setting for long chunks; the last entry is the service default (long texts alone).
     // 8/128: with one thread per call, small batches of short texts may beat big ones (4/64 lost to it on 2 cores).
     private static readonly BatchSetting DefaultSetting = new(
-        new OnnxEmbeddingOptions().MaxBatchSize, new OnnxEmbeddingOptions().MaxBatchTokens, new OnnxEmbeddingOptions().LongTextTokens);
+        new OnnxEmbeddingOptions().MaxBatchSize,
+        new OnnxEmbeddingOptions().MaxBatchTokens,
+        new OnnxEmbeddingOptions().LongTextTokens,
+        new OnnxEmbeddingOptions().MaxPaddingRatio);
 
     private static readonly BatchSetting[] Batches = [new(1, 512), new(8, 128), new(16, 256), new(32, 512), new(64, 1024), DefaultSetting];
 
@@ -203,14 +220,7 @@ internal static class EmbedBenchmark
         }
     }
 
-    private static OnnxEmbeddingModel Create(EmbeddingModelDescriptor model, BatchSetting setting, int threads) => new(new OnnxEmbeddingOptions
-    {
-        Model = model,
-        IntraOpNumThreads = threads,
-        MaxBatchSize = setting.MaxBatchSize,
-        MaxBatchTokens = setting.MaxBatchTokens,
-        LongTextTokens = setting.LongTextTokens,
-    });
+    private static OnnxEmbeddingModel Create(EmbeddingModelDescriptor model, BatchSetting setting, int threads) => new(setting.Options(model, threads));
 
     /// <summary>
     /// One caller, one query at a time: the latency a user's search pays for embedding its query, through the batcher

@@ -373,13 +373,16 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
                     {
                         var size = round.Count;
                         lastPurpose = purpose;
-                        (lastRoundTicks, var arrivedMeanwhile) = Run(round, purpose, purpose == EmbeddingPurpose.Document ? betweenGroups : null);
+                        (lastRoundTicks, var arrivedMeanwhile, var calls) = Run(round, purpose, purpose == EmbeddingPurpose.Document ? betweenGroups : null);
 
                         // The next round can hold this round's callers plus whoever queued while the model ran (closed-
                         // loop callers that just missed this round): waiting only for this round's size would keep the
                         // latecomers a fragment apart forever (56-58 of 64 callers per call). A round cut by its
-                        // budget leaves texts queued anyway, so its next round needs no pause.
-                        regroupTarget = cutByBudget ? 0 : Math.Min(_options.MaxTextsPerRound, size + arrivedMeanwhile);
+                        // budget leaves texts queued anyway, so its next round needs no pause. Nor does a round whose
+                        // texts the model ran one per call (long chunks): regrouping gains nothing the model would not
+                        // split again, and its pause cost 3-8 % of chunk throughput (bench/Embed, session 8).
+                        var ranAlone = size > 1 && calls == size;
+                        regroupTarget = cutByBudget || ranAlone ? 0 : Math.Min(_options.MaxTextsPerRound, size + arrivedMeanwhile);
                         continue;
                     }
                 }
@@ -550,9 +553,10 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
 
     /// <returns>
     /// How long the model ran for this round (queries served between its calls excluded), in <see cref="Stopwatch"/>
-    /// ticks, and how many texts were queued when it finished, before this round's last callers were released.
+    /// ticks, how many texts were queued when it finished, before this round's last callers were released, and in how
+    /// many model calls it ran.
     /// </returns>
-    private (long Ticks, int QueuedAfter) Run(List<Request> round, EmbeddingPurpose purpose, List<Request>? betweenGroups)
+    private (long Ticks, int QueuedAfter, int Calls) Run(List<Request> round, EmbeddingPurpose purpose, List<Request>? betweenGroups)
     {
         var texts = new string[round.Count];
         for (var i = 0; i < texts.Length; i++)
@@ -565,11 +569,13 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         var groupStarted = started;
         long servingQueries = 0;
         var queuedAfter = 0;
+        var calls = 0;
         try
         {
             _model.EmbedInGroups(texts, purpose, (members, vectors) =>
             {
                 var ended = Stopwatch.GetTimestamp();
+                calls++;
                 _metrics?.EmbeddingBatch(kind, members.Length, Stopwatch.GetElapsedTime(groupStarted, ended));
                 queuedAfter = Volatile.Read(ref _queued);
                 foreach (var m in members)
@@ -606,7 +612,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
 
         var elapsed = Stopwatch.GetTimestamp() - started - servingQueries;
         round.Clear();
-        return (elapsed, queuedAfter);
+        return (elapsed, queuedAfter, calls);
     }
 
     /// <summary>Runs the queries queued while a document round's last model call ran, before its next call starts.</summary>

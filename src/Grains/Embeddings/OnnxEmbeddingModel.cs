@@ -35,6 +35,7 @@ public sealed class OnnxEmbeddingModel : IEmbeddingModel, IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxBatchSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxBatchTokens, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.LongTextTokens, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxPaddingRatio, 1.0);
 
         _shared = SharedSession.Acquire(_options, logger ?? (ILogger)NullLogger.Instance);
     }
@@ -97,15 +98,7 @@ public sealed class OnnxEmbeddingModel : IEmbeddingModel, IDisposable
             var start = 0;
             while (start < count)
             {
-                // Sorted ascending, so the newest member is the longest and sets the padded width.
-                var rows = 1;
-                while (start + rows < count
-                       && sortedLengths[start + rows] <= _options.LongTextTokens
-                       && rows < _options.MaxBatchSize
-                       && (rows + 1) * sortedLengths[start + rows] <= _options.MaxBatchTokens)
-                {
-                    rows++;
-                }
+                var rows = InferenceBatching.NextBatch(sortedLengths.AsSpan(start), _options);
 
                 RunBatch(order.AsSpan(start, rows), ids, lengths, results);
                 groupDone?.Invoke(order.AsSpan(start, rows), results);

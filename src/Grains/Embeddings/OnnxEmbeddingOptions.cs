@@ -22,21 +22,29 @@ public sealed record OnnxEmbeddingOptions
     public int IntraOpNumThreads { get; init; } = 1;
 
     /// <summary>
-    /// Most texts per inference call. 64 was the best of 16, 32 and 64 for ~12-token texts on 2 cores (bench/Embed).
+    /// Most texts per inference call. With one-thread calls, one per core, 32/512 was the best or within noise of the best
+    /// setting for ~12-token texts on 2 cores (bench/Embed, session 8: 1,101-1,146 texts/s, 64/1024 1,013-1,071).
     /// </summary>
-    public int MaxBatchSize { get; init; } = 64;
+    public int MaxBatchSize { get; init; } = 32;
 
     /// <summary>
     /// Most padded tokens (rows × longest row) per inference call. Attention cost grows with the square of the
-    /// length, so the budget keeps batches of long texts small (five ~200-token chunks) while short texts batch wide.
+    /// length, so the budget keeps batches of mid-length texts small (four ~120-token texts) while short texts batch wide.
     /// </summary>
-    public int MaxBatchTokens { get; init; } = 1024;
+    public int MaxBatchTokens { get; init; } = 512;
 
     /// <summary>
-    /// Texts longer than this many tokens (model positions) run one per inference call. Off by default (no packaged model
-    /// takes more than 512): on a quiet 2-core machine ~200-token chunks ran 15 % faster five to a call (56.7
-    /// texts/s at 64/1024) than one at a time (49.1), in two bench/Embed runs; the one-at-a-time rule had been chosen
-    /// from runs on a saturated machine. Kept as a knob for models or machines where long batches lose.
+    /// Texts longer than this many tokens run one per inference call. With one-thread calls, ~200-token chunks ran 8 %
+    /// faster alone than two or five to a call (bench/Embed, session 8: 70.4 against 64.9 and 65.2 texts/s on 2 cores;
+    /// a padded batch of long rows outgrows the core's cache). Two-thread calls had favoured five to a call (session 6).
     /// </summary>
-    public int LongTextTokens { get; init; } = 512;
+    public int LongTextTokens { get; init; } = 128;
+
+    /// <summary>
+    /// Most padded tokens per real token in one inference call: a batch stops growing before a longer text would pad
+    /// its shorter members beyond this. A batcher round holds whatever texts arrived together, so unlike a long sorted
+    /// list its lengths spread widely; rounds of 32 random ~22-token queries cost 1.30x a fully sorted list's time per
+    /// text when cut by rows and tokens alone, 1.12x with this limit at 1.1-1.15 (1.0 gave too many small calls).
+    /// </summary>
+    public double MaxPaddingRatio { get; init; } = 1.15;
 }

@@ -299,6 +299,28 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
     }
 
     [Fact]
+    public async Task A_round_the_model_ran_one_text_per_call_is_not_followed_by_a_regroup_pause()
+    {
+        // Each text its own model call, as the real model runs long chunks. A pause after such a round would wait (five
+        // minutes here) for as many texts as the round and its latecomers held, and they never come.
+        var model = new SteppedModel(gatedCalls: 1, groupSize: 1);
+        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { Workers = 1, RegroupWait = TimeSpan.FromMinutes(5), RegroupShare = 1e9 });
+        var blocker = batcher.EmbedAsync("blocker", EmbeddingPurpose.Document).AsTask();
+        await model.Entered[0].Task.WaitAsync(Timeout);
+        var three = batcher.EmbedManyAsync(["a", "b", "c"], EmbeddingPurpose.Document);
+        model.Release[0].SetResult();
+
+        // The one-text round regroups as before: it waits for its caller's next text beside the three latecomers.
+        await blocker.WaitAsync(Timeout);
+        var fourth = batcher.EmbedAsync("d", EmbeddingPurpose.Document).AsTask();
+        await Task.WhenAll(three, fourth).WaitAsync(Timeout);
+
+        await batcher.EmbedAsync("follower", EmbeddingPurpose.Document).AsTask().WaitAsync(Timeout);
+
+        Assert.Equal(["blocker", "a", "b", "c", "d", "follower"], model.Batches.Select(b => Assert.Single(b)));
+    }
+
+    [Fact]
     public async Task A_caller_that_queues_during_a_round_is_regrouped_with_that_rounds_callers()
     {
         const int Iterations = 3;

@@ -82,7 +82,8 @@ public sealed class OnnxEmbeddingModelTests(EmbeddingModelFixture fixture)
             .Select(i => string.Join(' ', Enumerable.Repeat($"passage {i} on replication", 1 + (i * 7 % 30))))
             .ToList();
         var together = _model.Embed(texts, EmbeddingPurpose.Document);
-        var lengths = texts.Select(t => _model.Tokenizer.CountTokens(t)).ToArray();
+        // Model positions: the word pieces plus [CLS] and [SEP].
+        var lengths = texts.Select(t => _model.Tokenizer.CountTokens(t) + 2).ToArray();
         var options = new OnnxEmbeddingOptions();
         var seen = new int[texts.Count];
         var groups = new List<int[]>();
@@ -104,6 +105,9 @@ public sealed class OnnxEmbeddingModelTests(EmbeddingModelFixture fixture)
         {
             var longest = group.Max(m => Math.Min(lengths[m], _model.Descriptor.MaxSequenceLength));
             Assert.True(group.Length == 1 || group.Length * longest <= options.MaxBatchTokens, $"group of {group.Length} x {longest} tokens");
+            var real = group.Sum(m => Math.Min(lengths[m], _model.Descriptor.MaxSequenceLength));
+            Assert.True(group.Length == 1 || group.Length * longest <= options.MaxPaddingRatio * real, $"group of {group.Length} x {longest} tokens pads {real} real ones");
+            Assert.True(group.Length == 1 || longest <= options.LongTextTokens, $"a {longest}-token text shared a call");
             Assert.True(group.Min(m => lengths[m]) >= previousLongest, "groups run shortest first");
             previousLongest = longest;
         }
