@@ -95,8 +95,9 @@ internal static class EmbedBenchmark
     // Closed-loop callers, each awaiting its text before sending the next, can never form a batch larger than their
     // number: 16 callers cap the batcher at the batch-16 direct figure. 64 (the best direct batch for short texts) is
     // the loaded service that the throughput target is about, where at least a full batch is waiting; 16 shows a
-    // moderately loaded one.
-    private static readonly int[] ConcurrentCallers = [16, 64];
+    // moderately loaded one. 256 is a backlog deeper than one round (64 texts a worker), so each round is the batcher's
+    // own pick: length-sorted across more texts than 64 closed-loop callers ever offer at once.
+    private static readonly int[] ConcurrentCallers = [16, 64, 256];
 
     /// <summary>
     /// How the direct paths call the model: one caller on a session of up to two intra-op threads (the old default), and
