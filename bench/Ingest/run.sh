@@ -5,7 +5,7 @@
 # With PROBE_QUERIES=1 it also sends one uncached search every 0.25 s while ingesting and prints their latency
 # percentiles: how long a user's query waits behind document work on the same model. MODEL=minilm-int8 (any catalog
 # model name) creates the collection with that embedding model. WORKERS: the service's embedding batcher workers
-# (default: nproc, the service's own default).
+# (default: nproc, the service's own default). WARMUP: files ingested untimed into a scratch collection first (default 24).
 # Usage: bench/Ingest/run.sh <service url> <operator key> [docs dir] [concurrency]
 set -euo pipefail
 url=${1:?service url}; op=${2:?operator key}
@@ -18,10 +18,67 @@ steps() { curl -sf "$url/metrics" | grep -E '^rag_ingestion_step[a-z_]*_(sum|cou
 # Seconds the model spent on document texts (the batcher's per-call timer): chunks / that = the model's own rate on
 # exactly these chunks, so chunks/s end to end over it is the share of the embedding limit the pipeline reaches.
 model_busy() { curl -sf "$url/metrics" | awk '/^rag_embedding_duration_seconds_sum\{/ && /purpose="document"/ { s += $NF } END { printf "%.3f", s + 0 }'; }
-before=$(steps)
-busy_before=$(model_busy)
+# One uploading process with a thread per concurrent upload (not a curl process per file: with 4 at a time the curl,
+# sh and xargs starts took ~18 % of the 2 cores from the service being measured). Prints the status counts.
+upload() {
+  local list; list=$(mktemp); cat >"$list"
+  python3 - "$url" "$admin" "$1" "$2" "$list" <<'PY'
+import collections, concurrent.futures, os, sys, urllib.error, urllib.request, uuid
+url, key, conc, collection, listed = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+def send(path):
+    boundary = uuid.uuid4().hex
+    with open(path, "rb") as f:
+        data = f.read()
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{os.path.basename(path)}"\r\n'
+            'Content-Type: application/octet-stream\r\n\r\n').encode()
+    body = head + data + f'\r\n--{boundary}--\r\n'.encode()
+    req = urllib.request.Request(f"{url}/v1/collections/{collection}/documents", data=body, method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            r.read()
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+paths = [l.strip() for l in open(listed) if l.strip()]
+with concurrent.futures.ThreadPoolExecutor(conc) as pool:
+    counts = collections.Counter(pool.map(send, paths))
+for code, count in sorted(counts.items()):
+    print(f"{count:7d} {code}")
+PY
+  rm -f "$list"
+}
+# Waits until every document of the collection is indexed or failed; prints "total done indexed failed chunks".
+wait_indexed() {
+  python3 - "$url" "$admin" "$1" <<'PY'
+import json, sys, time, urllib.request
+url, key, collection = sys.argv[1], sys.argv[2], sys.argv[3]
+req = urllib.request.Request(f"{url}/v1/collections/{collection}/documents?limit=1000", headers={"Authorization": f"Bearer {key}"})
+while True:
+    d = json.load(urllib.request.urlopen(req))["documents"]
+    s = {}
+    for x in d: s[x["status"]] = s.get(x["status"], 0) + 1
+    done = s.get("indexed", 0) + s.get("failed", 0)
+    if done >= len(d):
+        print(len(d), done, s.get("indexed", 0), s.get("failed", 0), sum(x["chunkCount"] for x in d))
+        break
+    time.sleep(0.5)
+PY
+}
 files=$(find "$docs" -type f ! -name README.md | sort)
 n=$(wc -l <<<"$files")
+
+# A fresh process spends seconds of CPU compiling its hot paths (the JIT's tier-1 thread took ~7 % of a 26 s run), which
+# a running service paid long ago: WARMUP files (default 24, 0 for none) are ingested into a scratch collection first.
+warmup=${WARMUP:-24}
+if [ "$warmup" -gt 0 ]; then
+  curl -sf -X POST "$url/v1/collections" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -d "{\"name\":\"warmup\"${MODEL:+,\"model\":\"$MODEL\"}}" >/dev/null
+  head -n "$warmup" <<<"$files" | upload "$conc" warmup >/dev/null
+  read -r _ _ warm_indexed _ warm_chunks <<<"$(wait_indexed warmup)"
+  echo "warm-up: $warm_indexed documents, $warm_chunks chunks (not timed)"
+fi
+before=$(steps)
+busy_before=$(model_busy)
 start=$(date +%s.%N)
 export url admin
 probe_log=$(mktemp); probe_pid=
@@ -35,24 +92,9 @@ if [ "${PROBE_QUERIES:-0}" = 1 ]; then
     done ) &
   probe_pid=$!
 fi
-xargs -P "$conc" -I{} sh -c 'curl -s -o /dev/null -w "%{http_code}\n" -X POST "$url/v1/collections/docs/documents" -H "Authorization: Bearer $admin" -F "file=@{}"' <<<"$files" | sort | uniq -c
-# One polling process for the whole wait (not a curl and an interpreter a second): on a 2-core machine those process
-# starts took ~20 % of the CPU from the service being measured.
-summary=$(python3 - "$url" "$admin" <<'PY'
-import json, sys, time, urllib.request
-url, key = sys.argv[1], sys.argv[2]
-req = urllib.request.Request(f"{url}/v1/collections/docs/documents?limit=1000", headers={"Authorization": f"Bearer {key}"})
-while True:
-    d = json.load(urllib.request.urlopen(req))["documents"]
-    s = {}
-    for x in d: s[x["status"]] = s.get(x["status"], 0) + 1
-    done = s.get("indexed", 0) + s.get("failed", 0)
-    if done >= len(d):
-        print(len(d), done, s.get("indexed", 0), s.get("failed", 0), sum(x["chunkCount"] for x in d))
-        break
-    time.sleep(0.5)
-PY
-)
+upload "$conc" docs <<<"$files"
+# One polling process for the whole wait (not a curl and an interpreter a second).
+summary=$(wait_indexed docs)
 read -r total done indexed failed chunks <<<"$summary"
 end=$(date +%s.%N)
 after=$(steps)
