@@ -69,11 +69,23 @@ files=$(find "$docs" -type f ! -name README.md | sort)
 n=$(wc -l <<<"$files")
 
 # A fresh process spends seconds of CPU compiling its hot paths (the JIT's tier-1 thread took ~7 % of a 26 s run), which
-# a running service paid long ago: WARMUP files (default 24, 0 for none) are ingested into a scratch collection first.
+# a running service paid long ago: WARMUP documents (default 24, 0 for none) are ingested into a scratch collection
+# first. Their text is the measured files' words shuffled, so no chunk of the timed run is a cache hit from them.
 warmup=${WARMUP:-24}
 if [ "$warmup" -gt 0 ]; then
   curl -sf -X POST "$url/v1/collections" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -d "{\"name\":\"warmup\"${MODEL:+,\"model\":\"$MODEL\"}}" >/dev/null
-  head -n "$warmup" <<<"$files" | upload "$conc" warmup >/dev/null
+  warm_dir=$(mktemp -d)
+  head -n "$warmup" <<<"$files" | python3 -c '
+import random, sys
+out = sys.argv[1]
+for i, path in enumerate(l.strip() for l in sys.stdin):
+    words = open(path, encoding="utf-8", errors="replace").read().split()
+    random.Random(i).shuffle(words)
+    lines = [" ".join(words[j:j + 12]) for j in range(0, len(words), 12)]
+    open(f"{out}/warmup-{i}.md", "w").write("\n\n".join(" ".join(lines[k:k + 6]) for k in range(0, len(lines), 6)))
+' "$warm_dir"
+  find "$warm_dir" -type f | upload "$conc" warmup >/dev/null
+  rm -rf "$warm_dir"
   read -r _ _ warm_indexed _ warm_chunks <<<"$(wait_indexed warmup)"
   echo "warm-up: $warm_indexed documents, $warm_chunks chunks (not timed)"
 fi
