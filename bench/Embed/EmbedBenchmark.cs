@@ -84,11 +84,10 @@ internal static class EmbedBenchmark
     // (attention grows with the square of the length), so the best setting differs per workload.
     // Batch 1 is the reference setting for long chunks; the last entry is the service default (long texts alone).
     // 8/128: with one thread per call, small batches of short texts may beat big ones (4/64 lost to it on 2 cores).
+    private static readonly OnnxEmbeddingOptions ServiceDefaults = new();
+
     private static readonly BatchSetting DefaultSetting = new(
-        new OnnxEmbeddingOptions().MaxBatchSize,
-        new OnnxEmbeddingOptions().MaxBatchTokens,
-        new OnnxEmbeddingOptions().LongTextTokens,
-        new OnnxEmbeddingOptions().MaxPaddingRatio);
+        ServiceDefaults.MaxBatchSize, ServiceDefaults.MaxBatchTokens, ServiceDefaults.LongTextTokens, ServiceDefaults.MaxPaddingRatio);
 
     private static readonly BatchSetting[] Batches = [new(1, 512), new(8, 128), new(16, 256), new(32, 512), new(64, 1024), DefaultSetting];
 

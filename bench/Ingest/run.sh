@@ -92,7 +92,6 @@ fi
 before=$(steps)
 busy_before=$(model_busy)
 start=$(date +%s.%N)
-export url admin
 probe_log=$(mktemp); probe_pid=
 if [ "${PROBE_QUERIES:-0}" = 1 ]; then
   words=(replication membership cluster grain silo reminder stream journal storage placement timer activation)
