@@ -101,6 +101,9 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
     // pause polls it.
     private int _queued;
 
+    // Multi-text submissions still queueing their texts (see AwaitSubmissions).
+    private int _submitting;
+
     // Characters of the queued document texts, for sizing each worker's share; and the lock that makes taking a round
     // atomic across workers.
     private long _queuedDocumentCharacters;
@@ -169,9 +172,24 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         // instead of joining one batch with it.
         var allowInline = texts.Count == 1;
         var pending = new Task<float[]>[texts.Count];
-        for (var i = 0; i < pending.Length; i++)
+        if (!allowInline)
         {
-            pending[i] = EmbedAsync(texts[i], purpose, allowInline, cancellationToken).AsTask();
+            Interlocked.Increment(ref _submitting);
+        }
+
+        try
+        {
+            for (var i = 0; i < pending.Length; i++)
+            {
+                pending[i] = EmbedAsync(texts[i], purpose, allowInline, cancellationToken).AsTask();
+            }
+        }
+        finally
+        {
+            if (!allowInline)
+            {
+                Interlocked.Decrement(ref _submitting);
+            }
         }
 
         return await Task.WhenAll(pending).ConfigureAwait(false);
@@ -360,6 +378,8 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
                 _modelSlots.Wait(_stopping.Token);
                 try
                 {
+                    AwaitSubmissions();
+
                     // Queries first: they have a user waiting, document ingestion does not.
                     var purpose = EmbeddingPurpose.Query;
                     var cutByBudget = Take(_queries.Reader, round, _options.MaxCharactersPerRound);
@@ -410,6 +430,29 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
                 FailQueued(_documents.Reader);
                 _stopped.TrySetResult();
             }
+        }
+    }
+
+    /// <summary>
+    /// Lets submissions of several texts finish queueing before a round is taken. They queue one text at a time, and a
+    /// worker woken by the first would run it as a fragment, its siblings a whole model call later.
+    /// </summary>
+    private void AwaitSubmissions()
+    {
+        if (Volatile.Read(ref _submitting) == 0)
+        {
+            return;
+        }
+
+        // Queueing takes microseconds per text; the 5 ms bound only matters if a submitter is preempted, and then the
+        // round runs with what is there.
+        var deadline = Stopwatch.GetTimestamp() + (Stopwatch.Frequency / 200);
+        var spinner = default(SpinWait);
+        while (Volatile.Read(ref _submitting) > 0
+               && Stopwatch.GetTimestamp() < deadline
+               && !_stopping.IsCancellationRequested)
+        {
+            spinner.SpinOnce(sleep1Threshold: -1);
         }
     }
 

@@ -276,24 +276,27 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
         const int Iterations = 3;
         var model = new GatedModel();
 
-        // A long pause budget so the test does not depend on how fast the callers come back; it is still bounded,
-        // because the pause waits for callers who may not come back (the blocker's, and everyone's after their last).
-        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { RegroupWait = LongRegroup, RegroupShare = 1e9 });
-        var blocker = batcher.EmbedAsync("blocker", EmbeddingPurpose.Document).AsTask();
+        // Every pause here ends when the callers it waits for come back, never by running out (the last one ends with
+        // the batcher's disposal), so a budget far longer than a loaded machine's thread-pool delays keeps the test
+        // from depending on how fast the callers resubmit.
+        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { RegroupWait = RegroupEndedByArrivals, RegroupShare = 1e9 });
+
+        // The first caller's first text holds the model while the others queue; it then loops like them, one text more.
+        var first = Loop("first", Iterations + 1);
         await model.Entered.Task.WaitAsync(Timeout);
 
-        // Each loop's first call runs synchronously, so all four are queued behind the blocker before the release.
-        var loops = Enumerable.Range(0, Callers).Select(Loop).ToArray();
+        // Each loop's first call runs synchronously, so all four are queued behind the first text before the release.
+        var loops = Enumerable.Range(0, Callers).Select(c => Loop($"caller {c}", Iterations)).ToArray();
         model.Release.SetResult();
-        await Task.WhenAll(loops.Append(blocker)).WaitAsync(Timeout);
+        await Task.WhenAll(loops.Append(first)).WaitAsync(Timeout);
 
-        Assert.Equal([1, Callers, Callers, Callers], model.Batches.Select(b => b.Length));
+        Assert.Equal([1, Callers + 1, Callers + 1, Callers + 1], model.Batches.Select(b => b.Length));
 
-        async Task Loop(int caller)
+        async Task Loop(string caller, int iterations)
         {
-            for (var i = 0; i < Iterations; i++)
+            for (var i = 0; i < iterations; i++)
             {
-                await batcher.EmbedAsync($"caller {caller} text {i}", EmbeddingPurpose.Document);
+                await batcher.EmbedAsync($"{caller} text {i}", EmbeddingPurpose.Document);
             }
         }
     }
@@ -325,27 +328,32 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
     {
         const int Iterations = 3;
         var model = new SteppedModel(gatedCalls: 2);
-        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { RegroupWait = LongRegroup, RegroupShare = 1e9 });
-        var blocker = batcher.EmbedAsync("blocker", EmbeddingPurpose.Document).AsTask();
+
+        // As above, every pause ends by arrivals: the callers' iteration counts are chosen so all of them are in the
+        // last round.
+        await using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { RegroupWait = RegroupEndedByArrivals, RegroupShare = 1e9 });
+        var first = Loop("first", Iterations + 1);
         await model.Entered[0].Task.WaitAsync(Timeout);
 
-        // Three callers are queued for the second model call; the fourth arrives while that call runs.
-        var loops = new List<Task> { Loop(0), Loop(1), Loop(2) };
+        // Three callers and the first one's second text run in the second model call; the latecomer arrives while it
+        // runs, and joins one round later than the others, so it makes one call fewer.
+        var loops = new List<Task> { first, Loop("caller 0", Iterations), Loop("caller 1", Iterations), Loop("caller 2", Iterations) };
         model.Release[0].SetResult();
         await model.Entered[1].Task.WaitAsync(Timeout);
-        loops.Add(Loop(3));
+        loops.Add(Loop("latecomer", Iterations - 1));
         model.Release[1].SetResult();
-        await Task.WhenAll(loops.Append(blocker)).WaitAsync(Timeout);
+        await Task.WhenAll(loops).WaitAsync(Timeout);
 
-        // Without counting the latecomer, the third call would wait only for three texts and the four callers would
-        // stay split across calls; with it, they meet in full calls of four.
-        Assert.Equal([1, 3, 4, 4, 1], model.Batches.Select(b => b.Length));
+        // Without counting the latecomer, the third call would wait only for the second call's four texts, and it
+        // would start with the latecomer and three of the four, leaving the fourth a fragment apart; with it, all five
+        // meet in full calls.
+        Assert.Equal([1, 4, 5, 5], model.Batches.Select(b => b.Length));
 
-        async Task Loop(int caller)
+        async Task Loop(string caller, int iterations)
         {
-            for (var i = 0; i < Iterations; i++)
+            for (var i = 0; i < iterations; i++)
             {
-                await batcher.EmbedAsync($"caller {caller} text {i}", EmbeddingPurpose.Document);
+                await batcher.EmbedAsync($"{caller} text {i}", EmbeddingPurpose.Document);
             }
         }
     }
