@@ -1,3 +1,5 @@
+using RagOrleans.Grains.Storage;
+
 namespace RagOrleans.Grains;
 
 /// <summary>Service configuration, bound from the <c>Rag</c> section.</summary>
@@ -11,6 +13,12 @@ public sealed class RagOptions
 
     /// <summary>Folder of the embedded mode's database, snapshots, blobs and generated operator key.</summary>
     public string DataDir { get; set; } = "./data";
+
+    /// <summary>
+    /// Bytes of the embedded mode's SQLite file read through a memory map instead of read calls (0: none). Every search
+    /// reads its hits' chunk rows; through the map they cost no system call.
+    /// </summary>
+    public long SqliteMmapBytes { get; set; } = SqliteDatabase.DefaultMmapBytes;
 
     /// <summary>The operator's API key; generated into the data folder when unset.</summary>
     public string? OperatorKey { get; set; }

@@ -59,7 +59,11 @@ public static class RagSiloBuilderExtensions
 
     private static void AddEmbeddedStorage(IServiceCollection services)
     {
-        services.AddSingleton(sp => new SqliteDatabase(Path.Combine(sp.GetRequiredService<IOptions<RagOptions>>().Value.ResolvedDataDir, "rag.db")));
+        services.AddSingleton(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<RagOptions>>().Value;
+            return new SqliteDatabase(Path.Combine(options.ResolvedDataDir, "rag.db"), options.SqliteMmapBytes);
+        });
         services.AddSqliteStorageProbe();
         services.AddSingleton<IDocumentStore, SqliteDocumentStore>();
         services.AddSingleton<IChunkLog, SqliteChunkLog>();

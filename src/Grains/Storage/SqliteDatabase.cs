@@ -5,18 +5,30 @@ namespace RagOrleans.Grains.Storage;
 /// <summary>
 /// The embedded mode's single SQLite file. WAL journal so readers never block the writer, and
 /// synchronous=FULL so a committed transaction survives a crash: acknowledged writes rely on it. secure_delete
-/// zeroes what a delete frees.
+/// zeroes what a delete frees. Reads go through a memory map of the file (mmap_size), so a search's chunk rows cost
+/// no read system call: in a VM a system call is expensive, and searches read rows at every request.
 /// </summary>
 public sealed class SqliteDatabase
 {
     private const int SchemaVersion = 2;
 
-    // secure_delete: deleted rows are overwritten, so a deleted tenant's text does not linger in free pages of the file.
-    private const string SessionPragmas = "PRAGMA synchronous=FULL; PRAGMA secure_delete=ON;";
+    /// <summary>Default of <see cref="RagOptions.SqliteMmapBytes"/>: 256 MiB of address space, mapped pages are page cache.</summary>
+    public const long DefaultMmapBytes = 256L * 1024 * 1024;
+
     private readonly string _connectionString;
 
-    public SqliteDatabase(string path)
+    // secure_delete: deleted rows are overwritten, so a deleted tenant's text does not linger in free pages of the file.
+    // mmap_size is per connection, and pooled connections are handed out again with their settings, so it is cheap to
+    // repeat with the others.
+    private readonly string _sessionPragmas;
+
+    /// <summary>Opens (creating if needed) the database at <paramref name="path"/> and brings its schema up to date.</summary>
+    /// <param name="path">The database file.</param>
+    /// <param name="mmapBytes">How much of the file is read through a memory map; 0 reads with system calls only.</param>
+    public SqliteDatabase(string path, long mmapBytes = DefaultMmapBytes)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(mmapBytes);
+        _sessionPragmas = $"PRAGMA synchronous=FULL; PRAGMA secure_delete=ON; PRAGMA mmap_size={mmapBytes.ToString(System.Globalization.CultureInfo.InvariantCulture)};";
         Path = path;
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
         _connectionString = new SqliteConnectionStringBuilder
@@ -38,7 +50,7 @@ public sealed class SqliteDatabase
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
         using var pragma = connection.CreateCommand();
-        pragma.CommandText = SessionPragmas;
+        pragma.CommandText = _sessionPragmas;
         await pragma.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         return connection;
     }
@@ -49,7 +61,7 @@ public sealed class SqliteDatabase
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
         using var pragma = connection.CreateCommand();
-        pragma.CommandText = SessionPragmas;
+        pragma.CommandText = _sessionPragmas;
         pragma.ExecuteNonQuery();
         return connection;
     }

@@ -10,6 +10,26 @@ public sealed class IngestionStoresTests
     private readonly string _path = System.IO.Path.Combine(TestData.NewTempDir("sqlite-ingest"), "rag.db");
 
     [Fact]
+    public async Task Connections_read_the_file_through_the_configured_memory_map_and_zero_turns_it_off()
+    {
+        foreach (var (bytes, expected) in new[] { (SqliteDatabase.DefaultMmapBytes, SqliteDatabase.DefaultMmapBytes), (0L, 0L), (1L << 20, 1L << 20) })
+        {
+            var database = bytes == SqliteDatabase.DefaultMmapBytes ? new SqliteDatabase(_path) : new SqliteDatabase(_path, bytes);
+
+            // Twice: a pooled connection comes back with the setting, and a fresh one gets it.
+            for (var i = 0; i < 2; i++)
+            {
+                await using var connection = await database.OpenAsync();
+                await using var command = connection.CreateCommand();
+                command.CommandText = "PRAGMA mmap_size;";
+                Assert.Equal(expected, Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture));
+            }
+        }
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SqliteDatabase(_path, -1));
+    }
+
+    [Fact]
     public async Task Documents_filter_by_status_with_paging_find_by_hash_and_keep_step_and_progress()
     {
         var store = new SqliteDocumentStore(new SqliteDatabase(_path));
