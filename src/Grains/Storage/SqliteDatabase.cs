@@ -12,8 +12,12 @@ public sealed class SqliteDatabase
 {
     private const int SchemaVersion = 2;
 
-    /// <summary>Default of <see cref="RagOptions.SqliteMmapBytes"/>: 256 MiB of address space, mapped pages are page cache.</summary>
-    public const long DefaultMmapBytes = 256L * 1024 * 1024;
+    /// <summary>
+    /// Default of <see cref="RagOptions.SqliteMmapBytes"/>: SQLite's own ceiling (SQLITE_MAX_MMAP_SIZE, just under 2 GiB;
+    /// larger values are capped to it), so all of a big tenant's chunk log is mapped. It is address space: the pages a
+    /// search touches are the file's page cache, shared, and reclaimable like any.
+    /// </summary>
+    public const long DefaultMmapBytes = 0x7FFF0000;
 
     private readonly string _connectionString;
 
