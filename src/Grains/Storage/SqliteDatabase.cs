@@ -13,11 +13,12 @@ public sealed class SqliteDatabase
     private const int SchemaVersion = 2;
 
     /// <summary>
-    /// Default of <see cref="RagOptions.SqliteMmapBytes"/>: SQLite's own ceiling (SQLITE_MAX_MMAP_SIZE, just under 2 GiB;
-    /// larger values are capped to it), so all of a big tenant's chunk log is mapped. It is address space: the pages a
-    /// search touches are the file's page cache, shared, and reclaimable like any.
+    /// Default of <see cref="RagOptions.SqliteMmapBytes"/>: 256 MiB. The mapped pages are the file's page cache, shared,
+    /// but each pooled connection maps the file on its own and a process's resident size counts a page once per mapping
+    /// that touched it: with SQLite's ceiling (~2 GiB) a 1,000-tenant silo reported over 9.5 GB resident against 4.8 GB
+    /// before its searches. 256 MiB keeps that overcount bounded and still maps all of a small or medium database.
     /// </summary>
-    public const long DefaultMmapBytes = 0x7FFF0000;
+    public const long DefaultMmapBytes = 256L * 1024 * 1024;
 
     private readonly string _connectionString;
 
