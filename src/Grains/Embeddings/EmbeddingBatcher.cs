@@ -446,14 +446,7 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
 
         // Queueing takes microseconds per text; the 5 ms bound only matters if a submitter is preempted, and then the
         // round runs with what is there.
-        var deadline = Stopwatch.GetTimestamp() + (Stopwatch.Frequency / 200);
-        var spinner = default(SpinWait);
-        while (Volatile.Read(ref _submitting) > 0
-               && Stopwatch.GetTimestamp() < deadline
-               && !_stopping.IsCancellationRequested)
-        {
-            spinner.SpinOnce(sleep1Threshold: -1);
-        }
+        SpinUntil(() => Volatile.Read(ref _submitting) == 0, Stopwatch.Frequency / 200);
     }
 
     /// <summary>
@@ -469,14 +462,19 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
             return;
         }
 
-        var deadline = Stopwatch.GetTimestamp() + budget;
-        var spinner = default(SpinWait);
+        SpinUntil(() => Volatile.Read(ref _queued) >= expected, budget);
+    }
 
-        // Spinning with yields, not sleeping: the pause is shorter than a sleep lasts, and a yield hands the core to
-        // the callers whose submissions it waits for.
-        while (Volatile.Read(ref _queued) < expected
-               && Stopwatch.GetTimestamp() < deadline
-               && !_stopping.IsCancellationRequested)
+    /// <summary>
+    /// Spins until <paramref name="done"/>, for at most <paramref name="ticks"/> (<see cref="Stopwatch"/> ticks) or until
+    /// disposal. With yields, not sleeps: these pauses are shorter than a sleep lasts, and a yield hands the core to the
+    /// callers they wait for.
+    /// </summary>
+    private void SpinUntil(Func<bool> done, long ticks)
+    {
+        var deadline = Stopwatch.GetTimestamp() + ticks;
+        var spinner = default(SpinWait);
+        while (!done() && Stopwatch.GetTimestamp() < deadline && !_stopping.IsCancellationRequested)
         {
             spinner.SpinOnce(sleep1Threshold: -1);
         }
