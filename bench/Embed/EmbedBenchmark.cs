@@ -110,8 +110,10 @@ internal static class EmbedBenchmark
         return new[] { (Math.Min(2, cores), 1), (1, cores), (threads, Math.Max(1, cores / threads)) }.Distinct().ToArray();
     }
 
-    public static WorkloadResult RunWorkload(Workload workload, int rounds, int threads, EmbeddingModelDescriptor model)
+    public static WorkloadResult RunWorkload(Workload workload, int rounds, int threads, EmbeddingModelDescriptor model, bool directOnly = false)
     {
+        // Direct only: the grid alone, for a quick limit (bench/Ingest's ratio), without the bound rows and batcher paths.
+        int[] concurrentCallers = directOnly ? [] : ConcurrentCallers;
         Console.WriteLine($"{workload.Name}: {workload.Texts.Count} texts ({workload.Source}), {workload.MeanTokens:F1} tokens each on average");
         var forms = CallingForms(threads);
         var grid = Batches.SelectMany(b => forms.Select(f => new DirectSetting(b, f.Threads, f.Callers))).ToArray();
@@ -141,8 +143,13 @@ internal static class EmbedBenchmark
             using var batcher = new EmbeddingBatcher(counting, new EmbeddingBatcherOptions { QueryCacheCapacity = 0 });
             using var noRegroup = new EmbeddingBatcher(countingNoRegroup, new EmbeddingBatcherOptions { QueryCacheCapacity = 0, RegroupWait = TimeSpan.Zero });
             var paths = new List<(string Name, EmbeddingBatcher Batcher, CountingModel Counter, int Callers)> { ("EmbeddingBatcher", batcher, counting, 1) };
-            paths.AddRange(ConcurrentCallers.Select(n => ("EmbeddingBatcher", batcher, counting, n)));
-            paths.AddRange(ConcurrentCallers.Select(n => ("batcher, no regroup", noRegroup, countingNoRegroup, n)));
+            paths.AddRange(concurrentCallers.Select(n => ("EmbeddingBatcher", batcher, counting, n)));
+            paths.AddRange(concurrentCallers.Select(n => ("batcher, no regroup", noRegroup, countingNoRegroup, n)));
+            if (directOnly)
+            {
+                paths.Clear();
+            }
+
             var direct = grid.Select(_ => new double[rounds]).ToArray();
             var directCpu = grid.Select(_ => new double[rounds]).ToArray();
 
@@ -150,9 +157,9 @@ internal static class EmbedBenchmark
             // N texts at once, so no batcher can sort more than those. Direct calls of N texts in arrival order, on
             // the production setting, are that bound: the batcher's own cost is its distance from them. With several
             // callers, each N-text slice is split among them (N/C texts a call), so still no more than N are in flight.
-            var slices = ConcurrentCallers.Select(n => DirectCalls.Slices(workload.Texts, n, production.Callers)).ToArray();
-            var sliced = ConcurrentCallers.Select(_ => new double[rounds]).ToArray();
-            var slicedCpu = ConcurrentCallers.Select(_ => new double[rounds]).ToArray();
+            var slices = concurrentCallers.Select(n => DirectCalls.Slices(workload.Texts, n, production.Callers)).ToArray();
+            var sliced = concurrentCallers.Select(_ => new double[rounds]).ToArray();
+            var slicedCpu = concurrentCallers.Select(_ => new double[rounds]).ToArray();
             var through = paths.Select(_ => new double[rounds]).ToArray();
             var throughCpu = paths.Select(_ => new double[rounds]).ToArray();
             var latencies = paths.Select(_ => new List<double>()).ToArray();
@@ -169,7 +176,7 @@ internal static class EmbedBenchmark
                         : Timed(workload, () => Direct(models[g], workload));
                 }
 
-                for (var c = 0; c < ConcurrentCallers.Length; c++)
+                for (var c = 0; c < concurrentCallers.Length; c++)
                 {
                     var slice = slices[c];
                     (sliced[c][r], slicedCpu[c][r]) = Timed(workload, () => DirectCalls.Run(productionModel, slice, production.Callers));
@@ -196,9 +203,9 @@ internal static class EmbedBenchmark
             {
                 Summarize("direct Embed (baseline)", grid[bestIndex], 1, baseline, baseline, directCpu[bestIndex], directCpu[bestIndex], workload, null, null),
             };
-            for (var c = 0; c < ConcurrentCallers.Length; c++)
+            for (var c = 0; c < concurrentCallers.Length; c++)
             {
-                var n = ConcurrentCallers[c];
+                var n = concurrentCallers[c];
                 var name = production.Callers == 1 ? $"direct, {n} a call" : $"direct, {n} at a time t{threads}x{production.Callers}";
                 results.Add(Summarize(name, production, 1, sliced[c], baseline, slicedCpu[c], directCpu[bestIndex], workload, null, n / (double)production.Callers));
             }

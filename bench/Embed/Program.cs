@@ -3,7 +3,7 @@ using RagOrleans.Bench;
 using RagOrleans.Bench.Embed;
 using RagOrleans.Grains.Embeddings;
 
-// Usage: Embed [--model minilm] [--short 640] [--chunks 64] [--ingested-db rag.db] [--rounds 5] [--latency 500] [--threads 1] [--throughput 1] [--json FILE]
+// Usage: Embed [--model minilm] [--short 640] [--chunks 64] [--ingested-db rag.db [--ingested-collection NAME]] [--rounds 5] [--latency 500] [--threads 1] [--throughput 1] [--direct-only 1] [--json FILE]
 //        Embed --compare minilm-int8 [--model minilm] ...: direct Embed of both models interleaved in one run, and the ratios.
 var parsed = new BenchArgs(args);
 var run = RunInfo.Start();
@@ -25,7 +25,7 @@ var shortTexts = Workloads.Short(sharedData, tokenizer, parsed.Int("short", 640)
 // --ingested-db DB: the chunks a service ingested (its rag.db) instead of freshly cut ones, so bench/Ingest's rate
 // can be set against the model's limit on the very same texts.
 var chunks = parsed.String("ingested-db") is { } database
-    ? Workloads.Ingested(database, tokenizer, parsed.Int("chunks", 64))
+    ? Workloads.Ingested(database, tokenizer, parsed.Int("chunks", 64), parsed.String("ingested-collection"))
     : Workloads.Chunks(sharedData, tokenizer, parsed.Int("chunks", 64));
 Console.WriteLine($"model {descriptor.Name}, {threads} intra-op threads, {Environment.ProcessorCount} cores, load average {string.Join(' ', run.LoadAverageAtStart)}");
 
@@ -43,13 +43,14 @@ if (parsed.String("compare") is { } candidateName)
     return 0;
 }
 
-// --throughput 0 measures only the query latency (quick check of the latency path).
+// --throughput 0 measures only the query latency (quick check of the latency path); --direct-only 1 only the direct grid.
+var directOnly = parsed.Int("direct-only", 0) == 1;
 var results = parsed.Int("throughput", 1) == 0
     ? []
     : new List<WorkloadResult>
     {
-        EmbedBenchmark.RunWorkload(shortTexts, rounds, threads, descriptor),
-        EmbedBenchmark.RunWorkload(chunks, rounds, threads, descriptor),
+        EmbedBenchmark.RunWorkload(shortTexts, rounds, threads, descriptor, directOnly),
+        EmbedBenchmark.RunWorkload(chunks, rounds, threads, descriptor, directOnly),
     };
 var latency = EmbedBenchmark.QueryLatency(shortTexts, parsed.Int("latency", 500), threads, descriptor);
 

@@ -48,16 +48,24 @@ internal static class Workloads
     /// <summary>
     /// The texts the model saw for chunks a service ingested (title/heading prefix + chunk text, the same rule as
     /// ingestion), read from that service's SQLite database: the embedding limit for exactly the chunks that bench/Ingest
-    /// measured, whatever their lengths. Rows are sampled evenly over the whole log.
+    /// measured, whatever their lengths. Rows are sampled evenly over the whole log; with <paramref name="collection"/>,
+    /// over that collection's shards only (bench/Ingest's warm-up collection holds shuffled words, not the measured texts).
     /// </summary>
-    public static Workload Ingested(string database, WordPieceTokenizer tokenizer, int count)
+    public static Workload Ingested(string database, WordPieceTokenizer tokenizer, int count, string? collection = null)
     {
         var rows = new List<(string? Title, string? Section, string Text)>();
         using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = database, Mode = SqliteOpenMode.ReadOnly }.ToString()))
         {
             connection.Open();
             using var command = connection.CreateCommand();
-            command.CommandText = "SELECT title, section, text FROM chunk_log WHERE text IS NOT NULL ORDER BY seq";
+            // Shard keys are tenant/collection/shard.
+            command.CommandText = "SELECT title, section, text FROM chunk_log WHERE text IS NOT NULL" +
+                (collection is null ? string.Empty : " AND shard LIKE '%/' || $collection || '/%'") + " ORDER BY seq";
+            if (collection is not null)
+            {
+                command.Parameters.AddWithValue("$collection", collection);
+            }
+
             using var reader = command.ExecuteReader();
             while (reader.Read())
             {
@@ -67,7 +75,7 @@ internal static class Workloads
 
         if (rows.Count == 0)
         {
-            throw new InvalidOperationException($"{database} holds no chunks.");
+            throw new InvalidOperationException($"{database} holds no chunks{(collection is null ? string.Empty : $" of collection {collection}")}.");
         }
 
         var texts = new List<string>(count);

@@ -5,7 +5,9 @@
 # With PROBE_QUERIES=1 it also sends one uncached search every 0.25 s while ingesting and prints their latency
 # percentiles: how long a user's query waits behind document work on the same model. MODEL=minilm-int8 (any catalog
 # model name) creates the collection with that embedding model. WORKERS: the service's embedding batcher workers
-# (default: nproc, the service's own default). WARMUP: files ingested untimed into a scratch collection first (default 24).
+# (default: nproc, the service's own default). WARMUP: files ingested untimed into a scratch collection first (default 48).
+# LIMIT_DB: the service's rag.db, to measure the embedding limit on the ingested chunks right after (see the end).
+# JSON=FILE writes the summary as JSON.
 # Usage: bench/Ingest/run.sh <service url> <operator key> [docs dir] [concurrency]
 set -euo pipefail
 url=${1:?service url}; op=${2:?operator key}
@@ -48,10 +50,11 @@ for code, count in sorted(counts.items()):
 PY
   rm -f "$list"
 }
-# Waits until every document of the collection is indexed or failed; prints "total done indexed failed chunks".
+# Waits until every document of the collection is indexed or failed; prints "total done indexed failed chunks first last"
+# (first: the earliest document's creation, last: the latest one's final update, both epoch seconds on the service's clock).
 wait_indexed() {
   python3 - "$url" "$admin" "$1" <<'PY'
-import json, sys, time, urllib.request
+import datetime, json, sys, time, urllib.request
 url, key, collection = sys.argv[1], sys.argv[2], sys.argv[3]
 req = urllib.request.Request(f"{url}/v1/collections/{collection}/documents?limit=1000", headers={"Authorization": f"Bearer {key}"})
 while True:
@@ -60,7 +63,11 @@ while True:
     for x in d: s[x["status"]] = s.get(x["status"], 0) + 1
     done = s.get("indexed", 0) + s.get("failed", 0)
     if done >= len(d):
-        print(len(d), done, s.get("indexed", 0), s.get("failed", 0), sum(x["chunkCount"] for x in d))
+        # The service's own clock: the first document's creation (its upload accepted) and the last one's final
+        # update (indexed or failed), so the span leaves out the client's start and the poll interval.
+        at = lambda v: datetime.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+        first, last = min(at(x["createdAt"]) for x in d), max(at(x["updatedAt"]) for x in d)
+        print(len(d), done, s.get("indexed", 0), s.get("failed", 0), sum(x["chunkCount"] for x in d), f"{first:.3f}", f"{last:.3f}")
         break
     time.sleep(0.5)
 PY
@@ -69,9 +76,11 @@ files=$(find "$docs" -type f ! -name README.md | sort)
 n=$(wc -l <<<"$files")
 
 # A fresh process spends seconds of CPU compiling its hot paths (the JIT's tier-1 thread took ~7 % of a 26 s run), which
-# a running service paid long ago: WARMUP documents (default 24, 0 for none) are ingested into a scratch collection
-# first. Their text is the measured files' words shuffled, so no chunk of the timed run is a cache hit from them.
-warmup=${WARMUP:-24}
+# a running service paid long ago: WARMUP documents (default 48, 0 for none) are ingested into a scratch collection
+# first. At least 30: code run once per document is compiled again, optimized, after its 30th call, and with 24 that
+# recompilation fell into the timed uploads (the JIT took 10 % of the machine in their first 3 s). Their text is the
+# measured files' words shuffled, so no chunk of the timed run is a cache hit from them.
+warmup=${WARMUP:-48}
 if [ "$warmup" -gt 0 ]; then
   curl -sf -X POST "$url/v1/collections" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -d "{\"name\":\"warmup\"${MODEL:+,\"model\":\"$MODEL\"}}" >/dev/null
   warm_dir=$(mktemp -d)
@@ -86,7 +95,7 @@ for i, path in enumerate(l.strip() for l in sys.stdin):
 ' "$warm_dir"
   find "$warm_dir" -type f | upload "$conc" warmup >/dev/null
   rm -rf "$warm_dir"
-  read -r _ _ warm_indexed _ warm_chunks <<<"$(wait_indexed warmup)"
+  read -r _ _ warm_indexed _ warm_chunks _ _ <<<"$(wait_indexed warmup)"
   echo "warm-up: $warm_indexed documents, $warm_chunks chunks (not timed)"
 fi
 before=$(steps)
@@ -106,7 +115,7 @@ fi
 upload "$conc" docs <<<"$files"
 # One polling process for the whole wait (not a curl and an interpreter a second).
 summary=$(wait_indexed docs)
-read -r total done indexed failed chunks <<<"$summary"
+read -r total done indexed failed chunks first last <<<"$summary"
 end=$(date +%s.%N)
 after=$(steps)
 busy_after=$(model_busy)
@@ -123,10 +132,21 @@ if ok:
 PY
 fi
 rm -f "$probe_log"
-python3 - "$start" "$end" "$n" "$indexed" "$failed" "$chunks" "$busy_before" "$busy_after" <<PY
-import sys,re
+# LIMIT_DB=<the service's Rag:DataDir>/rag.db: the embedding limit on exactly the chunks just ingested, measured right
+# after in this run (bench/Embed's direct grid on those texts, best setting), and ingest's share of it.
+limit_json=
+if [ -n "${LIMIT_DB:-}" ]; then
+  limit_json=$(mktemp)
+  root=$(cd "$(dirname "$0")/../.." && pwd)
+  dotnet build -c Release "$root/bench/Embed" >/dev/null
+  dotnet "$root/bench/Embed/bin/Release/net10.0/RagOrleans.Bench.Embed.dll" --model "${MODEL:-minilm}" --rounds 1 --short 64 --direct-only 1 \
+    --chunks "$chunks" --ingested-db "$LIMIT_DB" --ingested-collection docs --latency 10 --json "$limit_json" >/dev/null
+fi
+python3 - "$start" "$end" "$n" "$indexed" "$failed" "$chunks" "$busy_before" "$busy_after" "$first" "$last" "$limit_json" "${JSON:-}" <<PY
+import json,sys,re
 start,end,n,indexed,failed,chunks=float(sys.argv[1]),float(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]),int(sys.argv[5]),int(sys.argv[6])
 busy=float(sys.argv[8])-float(sys.argv[7])
+first,last,limit_json,json_out=float(sys.argv[9]),float(sys.argv[10]),sys.argv[11],sys.argv[12]
 def parse(text):
     out={}
     for line in text.splitlines():
@@ -138,13 +158,32 @@ def parse(text):
 b=parse("""$before"""); a=parse("""$after""")
 secs={k[0]:a[k]-b.get(k,0) for k in a if k[1]=='sum'}
 total=sum(secs.values()) or 1
-el=end-start
-print(f"{n} files uploaded; documents: {indexed} indexed, {failed} failed, {chunks} chunks in {el:.1f} s: {(indexed+failed)/el:.2f} docs/s, {chunks/el:.1f} chunks/s")
+# The headline span is the service's: from the first upload it accepted to the last document it finished. The client's
+# span also holds its interpreter start and up to one poll interval, which are not the service's time.
+el=last-first
+client=end-start
+summary={"benchmark":"ingest","files":n,"indexed":indexed,"failed":failed,"chunks":chunks,"serviceSeconds":el,"clientSeconds":client,
+         "chunksPerSecond":chunks/el,"clientChunksPerSecond":chunks/client,"stepSeconds":secs}
+print(f"{n} files uploaded; documents: {indexed} indexed, {failed} failed, {chunks} chunks in {el:.1f} s: {(indexed+failed)/el:.2f} docs/s, {chunks/el:.1f} chunks/s "
+      f"(service clock: first upload accepted {first-start:.2f} s after the client started, last document done {end-last:.2f} s before it saw so; client clock {client:.1f} s, {chunks/client:.1f} chunks/s)")
 if busy > 0:
     # The batcher runs WORKERS model calls at once (one per core by default), each timed on its own.
     workers=int("${WORKERS:-$(nproc)}")
+    alone=chunks/(busy/workers)
+    summary.update({"modelBusySeconds":busy,"workers":workers,"modelBusyShare":busy/el/workers,"modelChunksPerBusySecond":alone})
     print(f"model busy on document texts {busy:.1f} s over {workers} workers = {100*busy/el/workers:.1f} % of their wall time; "
-          f"the model alone at that speed: {chunks/(busy/workers):.1f} chunks/s, ingest at {chunks/el/(chunks/(busy/workers)):.2f}x of it")
+          f"the model alone at that speed: {alone:.1f} chunks/s, ingest at {chunks/el/alone:.2f}x of it")
 for s,v in sorted(secs.items(), key=lambda x:-x[1]):
     print(f"  {s:6s} {v:8.2f} s server time  {100*v/total:5.1f} %")
+if limit_json:
+    report=json.load(open(limit_json))
+    w=next(x for x in report["workloads"] if x["name"]=="ingested chunks")
+    best=max(w["directGrid"], key=lambda g: g["textsPerSecond"])
+    limit=best["textsPerSecond"]
+    summary.update({"limitChunksPerSecond":limit,"limitSetting":best["setting"],"shareOfLimit":chunks/el/limit})
+    print(f"embedding limit on these {w['texts']} chunks ({w['meanTokens']:.1f} tokens on average), best direct setting, measured right after: "
+          f"{limit:.1f} chunks/s; ingest = {chunks/el/limit:.2f}x of it (client clock {chunks/client/limit:.2f}x)")
+if json_out:
+    json.dump(summary, open(json_out,"w"), indent=2)
 PY
+[ -z "$limit_json" ] || rm -f "$limit_json"
