@@ -49,7 +49,7 @@ internal static class Workloads
     /// The texts the model saw for chunks a service ingested (title/heading prefix + chunk text, the same rule as
     /// ingestion), read from that service's SQLite database: the embedding limit for exactly the chunks that bench/Ingest
     /// measured, whatever their lengths. Rows are sampled evenly over the whole log; with <paramref name="collection"/>,
-    /// over that collection's shards only (bench/Ingest's warm-up collection holds shuffled words, not the measured texts).
+    /// over that collection's shards only (bench/Ingest's warm-up collection holds other texts than the measured ones).
     /// </summary>
     public static Workload Ingested(string database, WordPieceTokenizer tokenizer, int count, string? collection = null)
     {
