@@ -135,10 +135,18 @@ public sealed partial class ClusterTopologyTests(PostgresFixture pg, ITestOutput
 
         // Grains spread over the silos: tenants created through both frontends are activated on more than one
         // silo. (A collection's shards follow the silo of their caller under the default resource-optimized
-        // placement, so one collection alone does not show spreading reliably.)
+        // placement, so one collection alone does not show spreading reliably.) That placement puts every new
+        // activation on the silo with the lowest load score from the last statistics the silos published (every
+        // second), so a burst of creations inside one interval can all land on one silo, as it did once in CI:
+        // the tenants come in three rounds, with the statistics refreshed between them.
         var spread = new List<string>();
         for (var i = 0; i < 12; i++)
         {
+            if (i > 0 && i % 4 == 0)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(2.5));
+            }
+
             var id = $"spread{i}-{Suffix()}";
             await Cluster.Frontends[i % 2].CreateTenant(Cluster.OperatorKey, id);
             spread.Add(id);
