@@ -142,12 +142,12 @@ internal static class EmbedBenchmark
             var countingNoRegroup = new CountingModel(productionModel);
             using var batcher = new EmbeddingBatcher(counting, new EmbeddingBatcherOptions { QueryCacheCapacity = 0 });
             using var noRegroup = new EmbeddingBatcher(countingNoRegroup, new EmbeddingBatcherOptions { QueryCacheCapacity = 0, RegroupWait = TimeSpan.Zero });
-            var paths = new List<(string Name, EmbeddingBatcher Batcher, CountingModel Counter, int Callers)> { ("EmbeddingBatcher", batcher, counting, 1) };
-            paths.AddRange(concurrentCallers.Select(n => ("EmbeddingBatcher", batcher, counting, n)));
-            paths.AddRange(concurrentCallers.Select(n => ("batcher, no regroup", noRegroup, countingNoRegroup, n)));
-            if (directOnly)
+            var paths = new List<(string Name, EmbeddingBatcher Batcher, CountingModel Counter, int Callers)>();
+            if (!directOnly)
             {
-                paths.Clear();
+                paths.Add(("EmbeddingBatcher", batcher, counting, 1));
+                paths.AddRange(concurrentCallers.Select(n => ("EmbeddingBatcher", batcher, counting, n)));
+                paths.AddRange(concurrentCallers.Select(n => ("batcher, no regroup", noRegroup, countingNoRegroup, n)));
             }
 
             var direct = grid.Select(_ => new double[rounds]).ToArray();
