@@ -25,7 +25,7 @@ model_busy() { curl -sf "$url/metrics" | awk '/^rag_embedding_duration_seconds_s
 upload() {
   local list; list=$(mktemp); cat >"$list"
   python3 - "$url" "$admin" "$1" "$2" "$list" <<'PY'
-import collections, concurrent.futures, os, sys, urllib.error, urllib.request, uuid
+import collections, concurrent.futures, os, sys, time, urllib.error, urllib.request, uuid
 url, key, conc, collection, listed = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 def send(path):
     boundary = uuid.uuid4().hex
@@ -36,17 +36,24 @@ def send(path):
     body = head + data + f'\r\n--{boundary}--\r\n'.encode()
     req = urllib.request.Request(f"{url}/v1/collections/{collection}/documents", data=body, method="POST",
         headers={"Authorization": f"Bearer {key}", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    started = time.perf_counter()
     try:
         with urllib.request.urlopen(req) as r:
             r.read()
-            return r.status
+            return r.status, time.perf_counter() - started
     except urllib.error.HTTPError as e:
-        return e.code
+        return e.code, time.perf_counter() - started
 paths = [l.strip() for l in open(listed) if l.strip()]
 with concurrent.futures.ThreadPoolExecutor(conc) as pool:
-    counts = collections.Counter(pool.map(send, paths))
+    results = list(pool.map(send, paths))
+counts = collections.Counter(code for code, _ in results)
 for code, count in sorted(counts.items()):
     print(f"{count:7d} {code}")
+# How long an upload waited for its 202 while earlier documents were being ingested: the write path's latency.
+accepted = sorted(1000 * t for code, t in results if code == 202)
+if accepted:
+    p = lambda q: accepted[min(len(accepted) - 1, int(q * len(accepted)))]
+    print(f"upload accepted in p50 {p(0.5):.1f} ms, p90 {p(0.9):.1f} ms, p99 {p(0.99):.1f} ms, max {accepted[-1]:.1f} ms")
 PY
   rm -f "$list"
 }

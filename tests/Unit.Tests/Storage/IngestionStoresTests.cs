@@ -30,6 +30,44 @@ public sealed class IngestionStoresTests
     }
 
     [Fact]
+    public async Task A_writer_that_finds_the_write_lock_taken_waits_in_sqlites_busy_handler_and_then_commits()
+    {
+        var database = new SqliteDatabase(_path);
+        var store = new SqliteDocumentStore(database);
+
+        // SQLite's own busy handler retries within milliseconds of the lock coming free; without it Microsoft.Data.Sqlite
+        // retries after a blocking 150 ms sleep. Pooled and fresh connections both carry the setting.
+        for (var i = 0; i < 2; i++)
+        {
+            await using var connection = await database.OpenAsync();
+            await using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA busy_timeout;";
+            Assert.Equal(30_000L, Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        var doc = new DocumentInfo("d", null, DocumentStatus.Queued, 0, null, "text", null, 10, "h", null, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, 0);
+        await using (var holder = await database.OpenAsync())
+        {
+            await using var tx = (SqliteTransaction)await holder.BeginTransactionAsync();
+            await using (var write = holder.CreateCommand())
+            {
+                write.Transaction = tx;
+                write.CommandText = "CREATE TABLE lock_holder (x INTEGER)";
+                await write.ExecuteNonQueryAsync();
+            }
+
+            // Microsoft.Data.Sqlite runs "async" commands synchronously, so the waiting writer needs its own thread.
+            var waiting = Task.Run(() => store.UpsertAsync("t", "c", doc));
+            await Task.Delay(100);
+            Assert.False(waiting.IsCompleted, "the second writer must wait while the first holds the write lock");
+            await tx.CommitAsync();
+            await waiting.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+
+        Assert.Equal(DocumentStatus.Queued, (await store.GetAsync("t", "c", "d"))!.Status);
+    }
+
+    [Fact]
     public async Task Documents_filter_by_status_with_paging_find_by_hash_and_keep_step_and_progress()
     {
         var store = new SqliteDocumentStore(new SqliteDatabase(_path));
