@@ -65,6 +65,14 @@ public sealed record EmbeddingBatcherOptions
     /// model's <see cref="IEmbeddingModel.ParallelCalls"/> (one per core for the ONNX model).
     /// </summary>
     public int Workers { get; set; }
+
+    /// <summary>
+    /// Linux nice increment of the worker threads (0-19; 0 leaves them at the process's priority). Request threads
+    /// (uploads, searches, inline queries) then win a core when they and a model call both want it, and the model takes
+    /// what they leave, which on a busy silo is nearly all of it. At 10, uploads during bulk ingestion were accepted in
+    /// about half the time (p50 17-22 ms against 30-36) with the same ingestion rate (bench/README.md, session 11).
+    /// </summary>
+    public int WorkerNiceness { get; set; } = 10;
 }
 
 /// <summary>
@@ -133,6 +141,8 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
         _queryCache = _options.QueryCacheCapacity > 0 ? new EmbeddingCache(_options.QueryCacheCapacity) : null;
 
         ArgumentOutOfRangeException.ThrowIfNegative(_options.Workers);
+        ArgumentOutOfRangeException.ThrowIfNegative(_options.WorkerNiceness);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(_options.WorkerNiceness, 19);
         var workers = _options.Workers > 0 ? _options.Workers : Math.Max(1, _model.ParallelCalls);
         _modelSlots = new SemaphoreSlim(workers, workers);
 
@@ -349,6 +359,11 @@ public sealed class EmbeddingBatcher : IDisposable, IAsyncDisposable
 
     private void WorkerLoop()
     {
+        if (_options.WorkerNiceness > 0 && !ThreadNiceness.TryLowerCurrentThread(_options.WorkerNiceness))
+        {
+            _logger.LogWarning("Could not lower the embedding worker thread's priority by {Niceness}", _options.WorkerNiceness);
+        }
+
         var round = new List<Request>(_options.MaxTextsPerRound);
 
         // Queries served between the model calls of a document round; separate from the round list, which is still

@@ -497,6 +497,58 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
         await Assert.ThrowsAsync<ObjectDisposedException>(() => batcher.EmbedAsync("late", EmbeddingPurpose.Query).AsTask());
     }
 
+    [Fact]
+    public async Task Workers_run_the_model_at_the_configured_lower_priority()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return; // thread niceness is a Linux setting; elsewhere the option does nothing
+        }
+
+        var model = new NiceRecordingModel(fixture.Model);
+        await using (var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { WorkerNiceness = 7 }))
+        {
+            // Document texts always go through the workers (queries may run inline on their caller's thread).
+            await batcher.EmbedManyAsync(["first document text", "second document text"], EmbeddingPurpose.Document).WaitAsync(Timeout);
+            await batcher.EmbedManyAsync(["third document text", "a fourth one"], EmbeddingPurpose.Document).WaitAsync(Timeout);
+        }
+
+        Assert.Equal(ThreadNice() + 7, model.Seen.Single());
+
+        // Zero leaves the workers at the process's priority.
+        var plain = new NiceRecordingModel(fixture.Model);
+        await using (var batcher = new EmbeddingBatcher(plain, new EmbeddingBatcherOptions { WorkerNiceness = 0 }))
+        {
+            await batcher.EmbedManyAsync(["a document", "another document"], EmbeddingPurpose.Document).WaitAsync(Timeout);
+        }
+
+        Assert.Equal(ThreadNice(), plain.Seen.Single());
+    }
+
+    // Field 19 of /proc/thread-self/stat: the calling thread's nice value (the command name before it is parenthesized).
+    private static int ThreadNice()
+    {
+        var stat = File.ReadAllText("/proc/thread-self/stat");
+        return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[16], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private sealed class NiceRecordingModel(IEmbeddingModel inner) : IEmbeddingModel
+    {
+        private readonly System.Collections.Concurrent.ConcurrentQueue<int> _seen = new();
+
+        public IReadOnlyCollection<int> Seen => _seen.Distinct().ToArray();
+
+        public EmbeddingModelDescriptor Descriptor => inner.Descriptor;
+
+        public ITokenCounter Tokenizer => inner.Tokenizer;
+
+        public float[][] Embed(IReadOnlyList<string> texts, EmbeddingPurpose purpose)
+        {
+            _seen.Enqueue(ThreadNice());
+            return inner.Embed(texts, purpose);
+        }
+    }
+
     private sealed class CountingModel(IEmbeddingModel inner) : IEmbeddingModel
     {
         private int _calls;
