@@ -86,6 +86,9 @@ internal static class EmbedBenchmark
     // 8/128: with one thread per call, small batches of short texts may beat big ones (4/64 lost to it on 2 cores).
     private static readonly OnnxEmbeddingOptions ServiceDefaults = new();
 
+    /// <summary>The batcher workers' nice increment (<c>--worker-niceness</c>); the service's default unless set.</summary>
+    public static int WorkerNiceness { get; set; } = new EmbeddingBatcherOptions().WorkerNiceness;
+
     private static readonly BatchSetting DefaultSetting = new(
         ServiceDefaults.MaxBatchSize, ServiceDefaults.MaxBatchTokens, ServiceDefaults.LongTextTokens, ServiceDefaults.MaxPaddingRatio);
 
@@ -140,8 +143,8 @@ internal static class EmbedBenchmark
             // regroup pause (RegroupWait 0) shows in the same run what that pause buys under concurrency.
             var counting = new CountingModel(productionModel);
             var countingNoRegroup = new CountingModel(productionModel);
-            using var batcher = new EmbeddingBatcher(counting, new EmbeddingBatcherOptions { QueryCacheCapacity = 0 });
-            using var noRegroup = new EmbeddingBatcher(countingNoRegroup, new EmbeddingBatcherOptions { QueryCacheCapacity = 0, RegroupWait = TimeSpan.Zero });
+            using var batcher = new EmbeddingBatcher(counting, new EmbeddingBatcherOptions { QueryCacheCapacity = 0, WorkerNiceness = WorkerNiceness });
+            using var noRegroup = new EmbeddingBatcher(countingNoRegroup, new EmbeddingBatcherOptions { QueryCacheCapacity = 0, RegroupWait = TimeSpan.Zero, WorkerNiceness = WorkerNiceness });
             var paths = new List<(string Name, EmbeddingBatcher Batcher, CountingModel Counter, int Callers)>();
             if (!directOnly)
             {
@@ -238,7 +241,7 @@ internal static class EmbedBenchmark
         using var model = new OnnxEmbeddingModel(new OnnxEmbeddingOptions { Model = descriptor, IntraOpNumThreads = threads });
 
         // Cache off: the benchmark cycles through a few hundred texts, and cache hits would measure a dictionary.
-        using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { QueryCacheCapacity = 0 });
+        using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { QueryCacheCapacity = 0, WorkerNiceness = WorkerNiceness });
         for (var i = 0; i < 20; i++)
         {
             batcher.EmbedAsync(queries.Texts[i % queries.Texts.Count], EmbeddingPurpose.Query).AsTask().GetAwaiter().GetResult();

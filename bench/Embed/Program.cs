@@ -9,6 +9,7 @@ var parsed = new BenchArgs(args);
 var run = RunInfo.Start();
 var sharedData = BenchPaths.SharedData();
 var rounds = parsed.Int("rounds", 5);
+EmbedBenchmark.WorkerNiceness = parsed.Int("worker-niceness", EmbedBenchmark.WorkerNiceness);
 
 // The batcher's model runs the service's default intra-op threads, as production does; the direct grid tries one caller
 // on two threads and one caller per core on one thread (and this setting) whatever it is.

@@ -67,12 +67,13 @@ public sealed record EmbeddingBatcherOptions
     public int Workers { get; set; }
 
     /// <summary>
-    /// Linux nice increment of the worker threads (0-19; 0 leaves them at the process's priority). Request threads
-    /// (uploads, searches, inline queries) then win a core when they and a model call both want it, and the model takes
-    /// what they leave, which on a busy silo is nearly all of it. At 10, uploads during bulk ingestion were accepted in
-    /// about half the time (p50 17-22 ms against 30-36) with the same ingestion rate (bench/README.md, session 11).
+    /// Linux nice increment of the worker threads (0-19; 0, the default, leaves them at the process's priority). Request
+    /// threads (uploads, searches, inline queries) then win a core when they and a model call both want it. At 10, uploads
+    /// during bulk ingestion were accepted in about half the time with the same ingestion rate, but every woken
+    /// thread-pool thread (and its spinning) then preempts a model call at once: with many closed-loop callers the batcher
+    /// lost 5-20 % of its throughput (bench/README.md, session 11), so it is a knob for ingestion-heavy silos.
     /// </summary>
-    public int WorkerNiceness { get; set; } = 10;
+    public int WorkerNiceness { get; set; }
 }
 
 /// <summary>

@@ -515,9 +515,9 @@ public sealed class EmbeddingBatcherTests(EmbeddingModelFixture fixture)
 
         Assert.Equal(ThreadNice() + 7, model.Seen.Single());
 
-        // Zero leaves the workers at the process's priority.
+        // The default leaves the workers at the process's priority.
         var plain = new NiceRecordingModel(fixture.Model);
-        await using (var batcher = new EmbeddingBatcher(plain, new EmbeddingBatcherOptions { WorkerNiceness = 0 }))
+        await using (var batcher = new EmbeddingBatcher(plain))
         {
             await batcher.EmbedManyAsync(["a document", "another document"], EmbeddingPurpose.Document).WaitAsync(Timeout);
         }
