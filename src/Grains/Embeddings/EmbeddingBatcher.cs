@@ -69,9 +69,10 @@ public sealed record EmbeddingBatcherOptions
     /// <summary>
     /// Linux nice increment of the worker threads (0-19; 0, the default, leaves them at the process's priority). Request
     /// threads (uploads, searches, inline queries) then win a core when they and a model call both want it. At 10, uploads
-    /// during bulk ingestion were accepted in about half the time with the same ingestion rate, but every woken
-    /// thread-pool thread (and its spinning) then preempts a model call at once: with many closed-loop callers the batcher
-    /// lost 5-20 % of its throughput (bench/README.md, session 11), so it is a knob for ingestion-heavy silos.
+    /// during bulk ingestion were accepted in about half the time with the same ingestion rate, but with many closed-loop
+    /// callers the batcher lost 5-20 % of its throughput and ~5 % of its work per CPU-second (bench/README.md, session
+    /// 11; likely cause: each woken thread-pool thread now preempts a model call at once), so it is a knob for
+    /// ingestion-heavy silos.
     /// </summary>
     public int WorkerNiceness { get; set; }
 }
