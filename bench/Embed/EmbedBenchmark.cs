@@ -89,6 +89,10 @@ internal static class EmbedBenchmark
     /// <summary>The batcher workers' nice increment (<c>--worker-niceness</c>); the service's default unless set.</summary>
     public static int WorkerNiceness { get; set; } = new EmbeddingBatcherOptions().WorkerNiceness;
 
+    // Every batcher path of the bench: cache off (the workloads cycle through a few hundred texts, and cache hits would
+    // measure a dictionary), workers at the chosen priority.
+    private static EmbeddingBatcherOptions BatcherOptions => new() { QueryCacheCapacity = 0, WorkerNiceness = WorkerNiceness };
+
     private static readonly BatchSetting DefaultSetting = new(
         ServiceDefaults.MaxBatchSize, ServiceDefaults.MaxBatchTokens, ServiceDefaults.LongTextTokens, ServiceDefaults.MaxPaddingRatio);
 
@@ -143,8 +147,8 @@ internal static class EmbedBenchmark
             // regroup pause (RegroupWait 0) shows in the same run what that pause buys under concurrency.
             var counting = new CountingModel(productionModel);
             var countingNoRegroup = new CountingModel(productionModel);
-            using var batcher = new EmbeddingBatcher(counting, new EmbeddingBatcherOptions { QueryCacheCapacity = 0, WorkerNiceness = WorkerNiceness });
-            using var noRegroup = new EmbeddingBatcher(countingNoRegroup, new EmbeddingBatcherOptions { QueryCacheCapacity = 0, RegroupWait = TimeSpan.Zero, WorkerNiceness = WorkerNiceness });
+            using var batcher = new EmbeddingBatcher(counting, BatcherOptions);
+            using var noRegroup = new EmbeddingBatcher(countingNoRegroup, BatcherOptions with { RegroupWait = TimeSpan.Zero });
             var paths = new List<(string Name, EmbeddingBatcher Batcher, CountingModel Counter, int Callers)>();
             if (!directOnly)
             {
@@ -240,8 +244,7 @@ internal static class EmbedBenchmark
     {
         using var model = new OnnxEmbeddingModel(new OnnxEmbeddingOptions { Model = descriptor, IntraOpNumThreads = threads });
 
-        // Cache off: the benchmark cycles through a few hundred texts, and cache hits would measure a dictionary.
-        using var batcher = new EmbeddingBatcher(model, new EmbeddingBatcherOptions { QueryCacheCapacity = 0, WorkerNiceness = WorkerNiceness });
+        using var batcher = new EmbeddingBatcher(model, BatcherOptions);
         for (var i = 0; i < 20; i++)
         {
             batcher.EmbedAsync(queries.Texts[i % queries.Texts.Count], EmbeddingPurpose.Query).AsTask().GetAwaiter().GetResult();
