@@ -133,10 +133,5 @@ public sealed class MembershipTests(PostgresFixture pg)
     private Task<long> RemindersAsync(string serviceId) =>
         pg.ScalarAsync<long>("SELECT count(*) FROM orleansreminderstable WHERE serviceid = @s AND remindername = @n", ("s", serviceId), ("n", PgReminderGrain.ReminderName));
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreePort() => TestPorts.Next();
 }
