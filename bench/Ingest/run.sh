@@ -5,16 +5,19 @@
 # With PROBE_QUERIES=1 it also sends one uncached search every 0.25 s while ingesting and prints their latency
 # percentiles: how long a user's query waits behind document work on the same model. MODEL=minilm-int8 (any catalog
 # model name) creates the collection with that embedding model. WORKERS: the service's embedding batcher workers
-# (default: nproc, the service's own default). WARMUP: files ingested untimed into a scratch collection first (default 48).
+# (default: nproc, the service's own default). WARMUP: files ingested untimed into a scratch collection first (default 96).
 # LIMIT_DB: the service's rag.db, to measure the embedding limit on the ingested chunks right after (see the end).
 # JSON=FILE writes the summary as JSON.
 # Usage: bench/Ingest/run.sh <service url> <operator key> [docs dir] [concurrency]
 set -euo pipefail
+# The interpreter behind python3, resolved once: a version manager's shim (pyenv's on the benchmark machine) is a shell
+# script that cost ~0.35 s of CPU per start, and the poller starts while the service is ingesting.
+py=$(python3 -c 'import sys; print(sys.executable)')
 url=${1:?service url}; op=${2:?operator key}
 docs=${3:-$(cd "$(dirname "$0")/../../.." && pwd)/shared/data/docs}; conc=${4:-4}
 tenant="ingest-$(date +%s)"
 admin=$(curl -sf -X POST "$url/v1/tenants" -H "Authorization: Bearer $op" -H 'Content-Type: application/json' \
-  -d "{\"id\":\"$tenant\",\"name\":\"ingest bench\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["adminKey"])')
+  -d "{\"id\":\"$tenant\",\"name\":\"ingest bench\"}" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["adminKey"])')
 curl -sf -X POST "$url/v1/collections" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -d "{\"name\":\"docs\"${MODEL:+,\"model\":\"$MODEL\"}}" >/dev/null
 steps() { curl -sf "$url/metrics" | grep -E '^rag_ingestion_step[a-z_]*_(sum|count)\{' || true; }
 # Seconds the model spent on document texts (the batcher's per-call timer): chunks / that = the model's own rate on
@@ -24,7 +27,7 @@ model_busy() { curl -sf "$url/metrics" | awk '/^rag_embedding_duration_seconds_s
 # sh and xargs starts took ~18 % of the 2 cores from the service being measured). Prints the status counts.
 upload() {
   local list; list=$(mktemp); cat >"$list"
-  python3 - "$url" "$admin" "$1" "$2" "$list" <<'PY'
+  "$py" - "$url" "$admin" "$1" "$2" "$list" <<'PY'
 import collections, concurrent.futures, os, sys, time, urllib.error, urllib.request, uuid
 url, key, conc, collection, listed = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 def send(path):
@@ -60,7 +63,7 @@ PY
 # Waits until every document of the collection is indexed or failed; prints "total done indexed failed chunks first last"
 # (first: the earliest document's creation, last: the latest one's final update, both epoch seconds on the service's clock).
 wait_indexed() {
-  python3 - "$url" "$admin" "$1" <<'PY'
+  "$py" - "$url" "$admin" "$1" <<'PY'
 import datetime, json, sys, time, urllib.request
 url, key, collection = sys.argv[1], sys.argv[2], sys.argv[3]
 req = urllib.request.Request(f"{url}/v1/collections/{collection}/documents?limit=1000", headers={"Authorization": f"Bearer {key}"})
@@ -83,19 +86,20 @@ files=$(find "$docs" -type f ! -name README.md | sort)
 n=$(wc -l <<<"$files")
 
 # A fresh process spends seconds of CPU compiling its hot paths (the JIT's tier-1 thread took ~7 % of a 26 s run), which
-# a running service paid long ago: WARMUP documents (default 48, 0 for none) are ingested into a scratch collection
-# first. At least 30: code run once per document is compiled again, optimized, after its 30th call, and with 24 that
-# recompilation fell into the timed uploads (the JIT took 10 % of the machine in their first 3 s). They are measured
+# a running service paid long ago: WARMUP documents (default 96, 0 for none) are ingested into a scratch collection
+# first. Code run once per document is recompiled twice on its way to optimized code (after ~30 calls with
+# instrumentation for dynamic PGO, after ~30 more optimized): with 24 documents the JIT took 10 % of the machine in the
+# timed uploads' first 3 s, with 48 it still took 1.5-1.9 % of the timed run, with 96 0.3-0.4 % (session 15). They are measured
 # files picked evenly over the set, with their letters rotated (ROT13; in HTML and XML only the text between tags):
 # the same Markdown tables, code fences and markup, so the parsers' code for them is compiled before the clock starts
 # (shuffled words, as before, left the table and code-block parsers to the timed run), and no chunk of the timed run
 # is a cache hit from them. Files that are not text (PDF, DOCX) are left out of the warm-up: their shuffled bytes,
 # as sent before, were refused as an unsupported type anyway.
-warmup=${WARMUP:-48}
+warmup=${WARMUP:-96}
 if [ "$warmup" -gt 0 ]; then
   curl -sf -X POST "$url/v1/collections" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -d "{\"name\":\"warmup\"${MODEL:+,\"model\":\"$MODEL\"}}" >/dev/null
   warm_dir=$(mktemp -d)
-  python3 -c '
+  "$py" -c '
 import os, re, sys
 out, count = sys.argv[1], int(sys.argv[2])
 paths = [l.strip() for l in sys.stdin if l.strip()]
@@ -149,7 +153,7 @@ after=$(steps)
 busy_after=$(model_busy)
 if [ -n "$probe_pid" ]; then
   kill "$probe_pid" 2>/dev/null; wait "$probe_pid" 2>/dev/null || true
-  python3 - "$probe_log" <<'PY'
+  "$py" - "$probe_log" <<'PY'
 import sys
 rows=[l.split() for l in open(sys.argv[1]) if l.strip()]
 ok=sorted(float(t)*1000 for c,t in rows if c=='200')
@@ -170,7 +174,7 @@ if [ -n "${LIMIT_DB:-}" ]; then
   dotnet "$root/bench/Embed/bin/Release/net10.0/RagOrleans.Bench.Embed.dll" --model "${MODEL:-minilm}" --rounds 1 --short 64 --direct-only 1 \
     --chunks "$chunks" --ingested-db "$LIMIT_DB" --ingested-collection docs --latency 10 --json "$limit_json" >/dev/null
 fi
-python3 - "$start" "$end" "$n" "$indexed" "$failed" "$chunks" "$busy_before" "$busy_after" "$first" "$last" "$limit_json" "${JSON:-}" <<PY
+"$py" - "$start" "$end" "$n" "$indexed" "$failed" "$chunks" "$busy_before" "$busy_after" "$first" "$last" "$limit_json" "${JSON:-}" <<PY
 import json,sys,re
 start,end,n,indexed,failed,chunks=float(sys.argv[1]),float(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]),int(sys.argv[5]),int(sys.argv[6])
 busy=float(sys.argv[8])-float(sys.argv[7])
