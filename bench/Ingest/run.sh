@@ -11,7 +11,7 @@
 # Usage: bench/Ingest/run.sh <service url> <operator key> [docs dir] [concurrency]
 set -euo pipefail
 # The interpreter behind python3, resolved once: a version manager's shim (pyenv's on the benchmark machine) is a shell
-# script that cost ~0.35 s of CPU per start, and the poller starts while the service is ingesting.
+# script that cost ~0.4 s of CPU per start, and the poller starts while the service is ingesting.
 py=$(python3 -c 'import sys; print(sys.executable)')
 url=${1:?service url}; op=${2:?operator key}
 docs=${3:-$(cd "$(dirname "$0")/../../.." && pwd)/shared/data/docs}; conc=${4:-4}
