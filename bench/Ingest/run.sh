@@ -89,7 +89,7 @@ n=$(wc -l <<<"$files")
 # a running service paid long ago: WARMUP documents (default 96, 0 for none) are ingested into a scratch collection
 # first. Code run once per document is recompiled twice on its way to optimized code (after ~30 calls with
 # instrumentation for dynamic PGO, after ~30 more optimized): with 24 documents the JIT took 10 % of the machine in the
-# timed uploads' first 3 s, with 48 it still took 1.5-1.9 % of the timed run, with 96 0.3-0.4 % (session 15). They are measured
+# timed uploads' first 3 s, with 48 it still took 1.1-1.9 % of the timed run, with 96 0.3-0.5 % (session 15). They are measured
 # files picked evenly over the set, with their letters rotated (ROT13; in HTML and XML only the text between tags):
 # the same Markdown tables, code fences and markup, so the parsers' code for them is compiled before the clock starts
 # (shuffled words, as before, left the table and code-block parsers to the timed run), and no chunk of the timed run
