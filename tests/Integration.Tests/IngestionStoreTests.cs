@@ -34,6 +34,28 @@ public sealed class IngestionStoreTests(PostgresFixture pg)
     }
 
     [Fact]
+    public async Task Updates_change_only_an_existing_record_and_never_bring_back_a_deleted_one()
+    {
+        var store = new PostgresDocumentStore(pg.DataSource);
+        var t = "t" + Guid.NewGuid().ToString("N")[..8];
+        var t0 = DateTimeOffset.FromUnixTimeSeconds(1_700_000_000);
+        var doc = new DocumentInfo("d", "Title", DocumentStatus.Processing, 0, null, "text", "d.txt", 10, "h", "{\"k\":1}", t0, t0, 1);
+        await store.UpsertAsync(t, "c", doc);
+
+        Assert.True(await store.UpdateProgressAsync(t, "c", "d", DocumentStep.Chunked, 40, t0.AddSeconds(1)));
+        Assert.Equal(doc with { Step = DocumentStep.Chunked, ProgressPercent = 40, UpdatedAt = t0.AddSeconds(1) }, await store.GetAsync(t, "c", "d"));
+
+        var indexed = doc with { Status = DocumentStatus.Indexed, ChunkCount = 3, Step = DocumentStep.Indexed, ProgressPercent = 100, UpdatedAt = t0.AddSeconds(2) };
+        Assert.True(await store.UpdateAsync(t, "c", indexed));
+        Assert.Equal(indexed, await store.GetAsync(t, "c", "d"));
+
+        Assert.True(await store.DeleteAsync(t, "c", "d"));
+        Assert.False(await store.UpdateProgressAsync(t, "c", "d", DocumentStep.Embedded, 100, t0.AddSeconds(3)));
+        Assert.False(await store.UpdateAsync(t, "c", indexed));
+        Assert.Null(await store.GetAsync(t, "c", "d"));
+    }
+
+    [Fact]
     public async Task Idempotency_keys_expire_are_purged_and_go_with_their_tenant()
     {
         var store = new PostgresIdempotencyStore(pg.DataSource);

@@ -212,14 +212,28 @@ public sealed class DocumentGrain(
             Status = DocumentStatus.Processing, Attempts = attempt, Error = null, Step = DocumentStep.Received, ProgressPercent = null,
             UpdatedAt = clock.GetUtcNow(),
         };
-        await documents.UpsertAsync(_tenantId, _collection, record, cancellationToken);
+        if (!await documents.UpdateAsync(_tenantId, _collection, record, cancellationToken))
+        {
+            // Deleted since the read above.
+            await ReleaseReminderAsync();
+            Complete();
+            return;
+        }
+
         _current = record;
         var started = clock.GetTimestamp();
         try
         {
             var chunkCount = await IngestAsync(record, cancellationToken);
             record = _current;
-            if (await documents.GetAsync(_tenantId, _collection, _documentId, cancellationToken) is null)
+
+            // Conditional on the record still being there: a delete that came while we worked wins.
+            if (!await documents.UpdateAsync(_tenantId, _collection,
+                    record with
+                    {
+                        Status = DocumentStatus.Indexed, ChunkCount = chunkCount, Step = DocumentStep.Indexed, ProgressPercent = 100,
+                        UpdatedAt = clock.GetUtcNow(),
+                    }, cancellationToken))
             {
                 // Deleted while we worked: take back what we wrote.
                 var settings = await Collection.GetSettings();
@@ -231,12 +245,6 @@ public sealed class DocumentGrain(
                 return;
             }
 
-            await documents.UpsertAsync(_tenantId, _collection,
-                record with
-                {
-                    Status = DocumentStatus.Indexed, ChunkCount = chunkCount, Step = DocumentStep.Indexed, ProgressPercent = 100,
-                    UpdatedAt = clock.GetUtcNow(),
-                }, cancellationToken);
             _reservedVectors = 0;
             await Quota.EndIngestion(this.GetPrimaryKeyString());
             logger.LogInformation("Document {DocumentId} of {TenantId}/{Collection} indexed: {Chunks} chunks in {ElapsedMs:F0} ms",
@@ -462,12 +470,9 @@ public sealed class DocumentGrain(
     {
         _current = _current! with { Step = step, ProgressPercent = percent, UpdatedAt = clock.GetUtcNow() };
 
-        // An upsert would bring back a record deleted meanwhile (its collection dropped); the caller notices the
-        // deletion after indexing and takes back what it wrote.
-        if (await documents.GetAsync(_tenantId, _collection, _documentId, cancellationToken) is not null)
-        {
-            await documents.UpsertAsync(_tenantId, _collection, _current, cancellationToken);
-        }
+        // Only the step moves, and only on an existing record: one deleted meanwhile (its collection dropped) stays
+        // deleted; the caller notices the deletion after indexing and takes back what it wrote.
+        await documents.UpdateProgressAsync(_tenantId, _collection, _documentId, step, percent, _current.UpdatedAt, cancellationToken);
     }
 
     private async Task FailAsync(DocumentInfo record, string error, CancellationToken cancellationToken)

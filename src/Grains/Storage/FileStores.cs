@@ -32,7 +32,18 @@ internal static class KeyPaths
             {
                 if (Directory.Exists(dir))
                 {
-                    // Not recursive: a folder that is in use again (not empty) stops the walk.
+                    // A folder in use (not empty) stops the walk. Looked at first rather than learnt from the delete's
+                    // IOException: the upload staging folder is usually shared with other uploads, and an exception per
+                    // upload cost more than the listing.
+                    using (var entries = Directory.EnumerateFileSystemEntries(dir).GetEnumerator())
+                    {
+                        if (entries.MoveNext())
+                        {
+                            return;
+                        }
+                    }
+
+                    // Not recursive: a file that arrived since the look above makes this throw, and the walk stops.
                     Directory.Delete(dir, recursive: false);
                 }
             }

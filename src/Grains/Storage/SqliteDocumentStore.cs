@@ -16,6 +16,42 @@ public sealed class SqliteDocumentStore(SqliteDatabase database) : IDocumentStor
             INSERT OR REPLACE INTO documents (tenant, collection, {Columns})
             VALUES ($t, $c, $id, $title, $status, $chunks, $error, $type, $file, $size, $hash, $meta, $created, $updated, $attempts, $step, $progress)
             """;
+        Bind(command, tenantId, collection, d);
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<bool> UpdateAsync(string tenantId, string collection, DocumentInfo d, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = connection.CreateCommand();
+        command.CommandText = """
+            UPDATE documents SET title = $title, status = $status, chunk_count = $chunks, error = $error, source_type = $type,
+                file_name = $file, size_bytes = $size, content_hash = $hash, metadata = $meta, created_at = $created,
+                updated_at = $updated, attempts = $attempts, step = $step, progress = $progress
+            WHERE tenant = $t AND collection = $c AND id = $id
+            """;
+        Bind(command, tenantId, collection, d);
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0;
+    }
+
+    public async Task<bool> UpdateProgressAsync(
+        string tenantId, string collection, string documentId, DocumentStep step, int? progressPercent, DateTimeOffset updatedAt,
+        CancellationToken cancellationToken = default)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "UPDATE documents SET step = $step, progress = $progress, updated_at = $updated WHERE tenant = $t AND collection = $c AND id = $id";
+        command.Parameters.AddWithValue("$t", tenantId);
+        command.Parameters.AddWithValue("$c", collection);
+        command.Parameters.AddWithValue("$id", documentId);
+        command.Parameters.AddWithValue("$step", (int)step);
+        command.Parameters.AddWithValue("$progress", (object?)progressPercent ?? DBNull.Value);
+        command.Parameters.AddWithValue("$updated", updatedAt.ToUnixTimeMilliseconds());
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0;
+    }
+
+    private static void Bind(SqliteCommand command, string tenantId, string collection, DocumentInfo d)
+    {
         command.Parameters.AddWithValue("$t", tenantId);
         command.Parameters.AddWithValue("$c", collection);
         command.Parameters.AddWithValue("$id", d.Id);
@@ -33,7 +69,6 @@ public sealed class SqliteDocumentStore(SqliteDatabase database) : IDocumentStor
         command.Parameters.AddWithValue("$attempts", d.Attempts);
         command.Parameters.AddWithValue("$step", (int)d.Step);
         command.Parameters.AddWithValue("$progress", (object?)d.ProgressPercent ?? DBNull.Value);
-        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<DocumentInfo?> GetAsync(string tenantId, string collection, string documentId, CancellationToken cancellationToken = default)

@@ -108,6 +108,20 @@ public interface IDocumentStore
     /// <summary>Inserts or replaces a document's record.</summary>
     Task UpsertAsync(string tenantId, string collection, DocumentInfo document, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Replaces an existing record; false, writing nothing, when there is none (deleted meanwhile): a pipeline that
+    /// finishes after its document was deleted must not bring the record back.
+    /// </summary>
+    Task<bool> UpdateAsync(string tenantId, string collection, DocumentInfo document, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Moves an existing record's pipeline step and progress (and its update time), leaving every other field as it is;
+    /// false when there is no record. One statement that touches no index, so per-step progress stays cheap.
+    /// </summary>
+    Task<bool> UpdateProgressAsync(
+        string tenantId, string collection, string documentId, DocumentStep step, int? progressPercent, DateTimeOffset updatedAt,
+        CancellationToken cancellationToken = default);
+
     /// <summary>One record, or null.</summary>
     Task<DocumentInfo?> GetAsync(string tenantId, string collection, string documentId, CancellationToken cancellationToken = default);
 

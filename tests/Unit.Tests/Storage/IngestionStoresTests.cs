@@ -98,6 +98,31 @@ public sealed class IngestionStoresTests
     }
 
     [Fact]
+    public async Task Updates_change_only_an_existing_record_and_never_bring_back_a_deleted_one()
+    {
+        var store = new SqliteDocumentStore(new SqliteDatabase(_path));
+        var t0 = DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_000);
+        var doc = new DocumentInfo("d", "Title", DocumentStatus.Processing, 0, null, "text", "d.txt", 10, "h", "{\"k\":1}", t0, t0, 1);
+        await store.UpsertAsync("t", "c", doc);
+
+        // Progress moves the step, the percentage and the update time, and nothing else.
+        Assert.True(await store.UpdateProgressAsync("t", "c", "d", DocumentStep.Chunked, 40, t0.AddSeconds(1)));
+        Assert.Equal(doc with { Step = DocumentStep.Chunked, ProgressPercent = 40, UpdatedAt = t0.AddSeconds(1) }, await store.GetAsync("t", "c", "d"));
+
+        var indexed = doc with { Status = DocumentStatus.Indexed, ChunkCount = 3, Step = DocumentStep.Indexed, ProgressPercent = 100, UpdatedAt = t0.AddSeconds(2) };
+        Assert.True(await store.UpdateAsync("t", "c", indexed));
+        Assert.Equal(indexed, await store.GetAsync("t", "c", "d"));
+        Assert.Equal(["d"], (await store.ListAsync("t", "c", null, 10, DocumentStatus.Indexed)).Select(x => x.Id));
+
+        // A pipeline that ends after its document was deleted writes nothing.
+        Assert.True(await store.DeleteAsync("t", "c", "d"));
+        Assert.False(await store.UpdateProgressAsync("t", "c", "d", DocumentStep.Embedded, 100, t0.AddSeconds(3)));
+        Assert.False(await store.UpdateAsync("t", "c", indexed));
+        Assert.Null(await store.GetAsync("t", "c", "d"));
+        Assert.Empty(await store.ListAsync("t", "c", null, 10));
+    }
+
+    [Fact]
     public async Task A_version_1_database_gains_the_new_columns_and_keeps_its_rows()
     {
         // The version-1 documents table as the previous build created it, with one row.

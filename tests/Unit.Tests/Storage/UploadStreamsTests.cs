@@ -29,6 +29,32 @@ public sealed class UploadStreamsTests
     }
 
     [Fact]
+    public async Task Deleting_a_blob_keeps_a_folder_still_in_use_and_prunes_empty_ones_up_to_the_root()
+    {
+        var root = TestData.NewTempDir("blobs-prune");
+        var blobs = new FileBlobStore(root);
+        await blobs.PutAsync("t/c/.uploads/a", new byte[] { 1 });
+        await blobs.PutAsync("t/c/.uploads/b", new byte[] { 2 });
+        await blobs.PutAsync("t/c/doc", new byte[] { 3 });
+
+        await blobs.DeleteAsync("t/c/.uploads/a");
+        Assert.Null(await blobs.GetAsync("t/c/.uploads/a"));
+        Assert.Equal(new byte[] { 2 }, await blobs.GetAsync("t/c/.uploads/b"));
+
+        // The last blob of .uploads takes the folder with it; c still holds a document, so the walk stops there.
+        await blobs.DeleteAsync("t/c/.uploads/b");
+        Assert.False(Directory.Exists(Path.Combine(root, "t", "c", ".uploads")));
+        Assert.Equal(new byte[] { 3 }, await blobs.GetAsync("t/c/doc"));
+
+        await blobs.DeleteAsync("t/c/doc");
+        Assert.Empty(Directory.EnumerateFileSystemEntries(root));
+        Assert.True(Directory.Exists(root));
+
+        // A key that was never stored is not an error.
+        await blobs.DeleteAsync("t/none/x");
+    }
+
+    [Fact]
     public async Task Concurrent_uploads_staged_in_one_folder_survive_each_others_cleanup()
     {
         // Each upload stages its blob in the shared .uploads folder and deletes it afterwards; a delete prunes the

@@ -21,6 +21,42 @@ public sealed class PostgresDocumentStore(NpgsqlDataSource dataSource) : IDocume
                 updated_at = EXCLUDED.updated_at, attempts = EXCLUDED.attempts,
                 step = EXCLUDED.step, progress = EXCLUDED.progress
             """);
+        Bind(command, tenantId, collection, document);
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async Task<bool> UpdateAsync(string tenantId, string collection, DocumentInfo document, CancellationToken cancellationToken = default)
+    {
+        await using var command = dataSource.CreateCommand("""
+            UPDATE documents SET title = @title, status = @status, chunk_count = @chunks, error = @error, source_type = @type,
+                file_name = @file, size_bytes = @size, content_hash = @hash, metadata = @meta, created_at = @created,
+                updated_at = @updated, attempts = @attempts, step = @step, progress = @progress
+            WHERE tenant = @t AND collection = @c AND id = @id
+            """);
+        Bind(command, tenantId, collection, document);
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0;
+    }
+
+    /// <inheritdoc />
+    public async Task<bool> UpdateProgressAsync(
+        string tenantId, string collection, string documentId, DocumentStep step, int? progressPercent, DateTimeOffset updatedAt,
+        CancellationToken cancellationToken = default)
+    {
+        await using var command = dataSource.CreateCommand(
+            "UPDATE documents SET step = @step, progress = @progress, updated_at = @updated WHERE tenant = @t AND collection = @c AND id = @id");
+        var p = command.Parameters;
+        p.AddWithValue("t", tenantId);
+        p.AddWithValue("c", collection);
+        p.AddWithValue("id", documentId);
+        p.AddWithValue("step", (int)step);
+        p.Add(new NpgsqlParameter<int?>("progress", NpgsqlTypes.NpgsqlDbType.Integer) { TypedValue = progressPercent });
+        p.AddWithValue("updated", updatedAt.ToUniversalTime());
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0;
+    }
+
+    private static void Bind(NpgsqlCommand command, string tenantId, string collection, DocumentInfo document)
+    {
         var p = command.Parameters;
         p.AddWithValue("t", tenantId);
         p.AddWithValue("c", collection);
@@ -40,7 +76,6 @@ public sealed class PostgresDocumentStore(NpgsqlDataSource dataSource) : IDocume
         p.AddWithValue("attempts", document.Attempts);
         p.AddWithValue("step", (int)document.Step);
         p.Add(new NpgsqlParameter<int?>("progress", NpgsqlTypes.NpgsqlDbType.Integer) { TypedValue = document.ProgressPercent });
-        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
