@@ -39,15 +39,24 @@ public sealed class SqliteDocumentStore(SqliteDatabase database) : IDocumentStor
         CancellationToken cancellationToken = default)
     {
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var command = connection.CreateCommand();
-        command.CommandText = "UPDATE documents SET step = $step, progress = $progress, updated_at = $updated WHERE tenant = $t AND collection = $c AND id = $id";
-        command.Parameters.AddWithValue("$t", tenantId);
-        command.Parameters.AddWithValue("$c", collection);
-        command.Parameters.AddWithValue("$id", documentId);
+        await using var command = KeyedCommand(connection,
+            "UPDATE documents SET step = $step, progress = $progress, updated_at = $updated WHERE tenant = $t AND collection = $c AND id = $id",
+            tenantId, collection, documentId);
         command.Parameters.AddWithValue("$step", (int)step);
         command.Parameters.AddWithValue("$progress", (object?)progressPercent ?? DBNull.Value);
         command.Parameters.AddWithValue("$updated", updatedAt.ToUnixTimeMilliseconds());
         return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0;
+    }
+
+    /// <summary>A command on one document's row: $t, $c and $id bound.</summary>
+    private static SqliteCommand KeyedCommand(SqliteConnection connection, string sql, string tenantId, string collection, string documentId)
+    {
+        var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.Parameters.AddWithValue("$t", tenantId);
+        command.Parameters.AddWithValue("$c", collection);
+        command.Parameters.AddWithValue("$id", documentId);
+        return command;
     }
 
     private static void Bind(SqliteCommand command, string tenantId, string collection, DocumentInfo d)
@@ -74,11 +83,8 @@ public sealed class SqliteDocumentStore(SqliteDatabase database) : IDocumentStor
     public async Task<DocumentInfo?> GetAsync(string tenantId, string collection, string documentId, CancellationToken cancellationToken = default)
     {
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT {Columns} FROM documents WHERE tenant = $t AND collection = $c AND id = $id";
-        command.Parameters.AddWithValue("$t", tenantId);
-        command.Parameters.AddWithValue("$c", collection);
-        command.Parameters.AddWithValue("$id", documentId);
+        await using var command = KeyedCommand(connection, $"SELECT {Columns} FROM documents WHERE tenant = $t AND collection = $c AND id = $id",
+            tenantId, collection, documentId);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? Read(reader) : null;
     }
@@ -121,11 +127,8 @@ public sealed class SqliteDocumentStore(SqliteDatabase database) : IDocumentStor
     public async Task<bool> DeleteAsync(string tenantId, string collection, string documentId, CancellationToken cancellationToken = default)
     {
         await using var connection = await database.OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var command = connection.CreateCommand();
-        command.CommandText = "DELETE FROM documents WHERE tenant = $t AND collection = $c AND id = $id";
-        command.Parameters.AddWithValue("$t", tenantId);
-        command.Parameters.AddWithValue("$c", collection);
-        command.Parameters.AddWithValue("$id", documentId);
+        await using var command = KeyedCommand(connection, "DELETE FROM documents WHERE tenant = $t AND collection = $c AND id = $id",
+            tenantId, collection, documentId);
         return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0;
     }
 
