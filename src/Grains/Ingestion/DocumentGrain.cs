@@ -274,8 +274,16 @@ public sealed class DocumentGrain(
             activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, ex.GetType().Name);
             logger.LogWarning(ex, "Document {DocumentId} of {TenantId}/{Collection}: attempt {Attempt} failed; retrying in {Delay}",
                 _documentId, _tenantId, _collection, attempt, delay);
-            await documents.UpsertAsync(_tenantId, _collection,
-                record with { Status = DocumentStatus.Queued, Error = $"Attempt {attempt} failed: {ex.Message}", UpdatedAt = clock.GetUtcNow() }, cancellationToken);
+            if (!await documents.UpdateAsync(_tenantId, _collection,
+                    record with { Status = DocumentStatus.Queued, Error = $"Attempt {attempt} failed: {ex.Message}", UpdatedAt = clock.GetUtcNow() }, cancellationToken))
+            {
+                // Deleted meanwhile: nothing to retry.
+                await Quota.EndIngestion(this.GetPrimaryKeyString());
+                await ReleaseReminderAsync();
+                Complete();
+                return;
+            }
+
             if (!await HoldReminderAsync(delay))
             {
                 Schedule(delay);
@@ -479,7 +487,8 @@ public sealed class DocumentGrain(
     {
         metrics.IngestionEnded("failed");
         logger.LogWarning("Document {DocumentId} of {TenantId}/{Collection} failed: {Error}", _documentId, _tenantId, _collection, error);
-        await documents.UpsertAsync(_tenantId, _collection,
+        // A record deleted meanwhile stays deleted.
+        await documents.UpdateAsync(_tenantId, _collection,
             record with { Status = DocumentStatus.Failed, Error = error, ChunkCount = 0, UpdatedAt = clock.GetUtcNow() }, cancellationToken);
         await Quota.EndIngestion(this.GetPrimaryKeyString());
         await ReleaseReminderAsync();

@@ -35,12 +35,9 @@ internal static class KeyPaths
                     // A folder in use (not empty) stops the walk. Looked at first rather than learnt from the delete's
                     // IOException: the upload staging folder is usually shared with other uploads, and an exception per
                     // upload cost more than the listing.
-                    using (var entries = Directory.EnumerateFileSystemEntries(dir).GetEnumerator())
+                    if (Directory.EnumerateFileSystemEntries(dir).Any())
                     {
-                        if (entries.MoveNext())
-                        {
-                            return;
-                        }
+                        return;
                     }
 
                     // Not recursive: a file that arrived since the look above makes this throw, and the walk stops.
