@@ -10,7 +10,7 @@ namespace RagOrleans.Grains.Storage;
 /// </summary>
 public sealed class SqliteDatabase
 {
-    private const int SchemaVersion = 2;
+    private const int SchemaVersion = 3;
 
     /// <summary>
     /// Default of <see cref="RagOptions.SqliteMmapBytes"/>: 256 MiB. The mapped pages are the file's page cache, shared,
@@ -25,6 +25,21 @@ public sealed class SqliteDatabase
     // retries after a blocking Thread.Sleep(150): a document write that met another one's commit stalled its grain
     // turn and a thread-pool thread for 150 ms at a time (a probe: 151-153 ms against 20-23 ms for a lock held 10 ms).
     private const int BusyTimeoutMilliseconds = 30_000;
+
+    // Rows of these two tables are large (a chunk's text and 1.5 KB vector; a chat turn with its answer and sources), so
+    // they are rowid tables with the key in a separate index: see RebuildWithRowids.
+    private const string ChunkLogColumns = """
+        shard TEXT NOT NULL, seq INTEGER NOT NULL, op INTEGER NOT NULL, doc_id TEXT NOT NULL,
+        ordinal INTEGER NOT NULL, text TEXT, vector BLOB, start_offset INTEGER NOT NULL, end_offset INTEGER NOT NULL,
+        section TEXT, page INTEGER, title TEXT, metadata TEXT,
+        PRIMARY KEY (shard, seq)
+        """;
+
+    private const string ConversationTurnColumns = """
+        tenant TEXT NOT NULL, user_id TEXT NOT NULL, conversation TEXT NOT NULL, seq INTEGER NOT NULL,
+        collection TEXT NOT NULL, turn TEXT NOT NULL,
+        PRIMARY KEY (tenant, user_id, conversation, seq)
+        """;
 
     private readonly string _connectionString;
 
@@ -90,7 +105,7 @@ public sealed class SqliteDatabase
         using var tx = connection.BeginTransaction();
         using var command = connection.CreateCommand();
         command.Transaction = tx;
-        command.CommandText = """
+        command.CommandText = $"""
             CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS grain_state (
                 grain_id TEXT NOT NULL, state_name TEXT NOT NULL, etag TEXT NOT NULL, data BLOB NOT NULL,
@@ -102,16 +117,9 @@ public sealed class SqliteDatabase
                 metadata TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, attempts INTEGER NOT NULL,
                 PRIMARY KEY (tenant, collection, id)) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS documents_unfinished ON documents (status) WHERE status IN (0, 1);
-            CREATE TABLE IF NOT EXISTS chunk_log (
-                shard TEXT NOT NULL, seq INTEGER NOT NULL, op INTEGER NOT NULL, doc_id TEXT NOT NULL,
-                ordinal INTEGER NOT NULL, text TEXT, vector BLOB, start_offset INTEGER NOT NULL, end_offset INTEGER NOT NULL,
-                section TEXT, page INTEGER, title TEXT, metadata TEXT,
-                PRIMARY KEY (shard, seq)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS chunk_log ({ChunkLogColumns});
             CREATE INDEX IF NOT EXISTS chunk_log_doc ON chunk_log (shard, doc_id);
-            CREATE TABLE IF NOT EXISTS conversation_turns (
-                tenant TEXT NOT NULL, user_id TEXT NOT NULL, conversation TEXT NOT NULL, seq INTEGER NOT NULL,
-                collection TEXT NOT NULL, turn TEXT NOT NULL,
-                PRIMARY KEY (tenant, user_id, conversation, seq)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS conversation_turns ({ConversationTurnColumns});
             """;
         command.ExecuteNonQuery();
 
@@ -138,10 +146,46 @@ public sealed class SqliteDatabase
             CREATE INDEX IF NOT EXISTS idempotency_keys_expiry ON idempotency_keys (expires_at);
             """;
         command.ExecuteNonQuery();
+
+        // Version 3: the chunk log and the conversation turns become rowid tables (versions 1 and 2 made them WITHOUT ROWID).
+        RebuildWithRowids(command, "chunk_log", ChunkLogColumns, "CREATE INDEX chunk_log_doc ON chunk_log (shard, doc_id);");
+        RebuildWithRowids(command, "conversation_turns", ConversationTurnColumns, indexes: "");
+
         command.CommandText = "DELETE FROM schema_version; INSERT INTO schema_version (version) VALUES ($v)";
         command.Parameters.AddWithValue("$v", SchemaVersion);
         command.ExecuteNonQuery();
 
         tx.Commit();
+    }
+
+    /// <summary>
+    /// Rebuilds <paramref name="table"/> as a rowid table if an earlier schema made it WITHOUT ROWID. Such a table keeps
+    /// whole rows in its b-tree, interior pages included, and a row larger than the ~1 KB a cell of that tree keeps on its
+    /// page spills to overflow pages, which every key comparison on the way to a row then reads in full: a quarter of
+    /// the service's CPU per ingested document, the model aside, went to chunk-log rows read that way. A rowid table
+    /// keeps only the key in its primary-key index and reads a row's pages once, when the row itself is fetched.
+    /// The table scan of the old table runs in key order, so the new rowids follow the key.
+    /// </summary>
+    private static void RebuildWithRowids(SqliteCommand command, string table, string columns, string indexes)
+    {
+        command.CommandText = "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = $name";
+        command.Parameters.Clear();
+        command.Parameters.AddWithValue("$name", table);
+        var sql = command.ExecuteScalar() as string;
+        command.Parameters.Clear();
+        if (sql is null || !sql.Contains("WITHOUT ROWID", StringComparison.OrdinalIgnoreCase))
+        {
+            return;
+        }
+
+        command.CommandText = $"CREATE TABLE {table}_rowid ({columns}); SELECT group_concat(name, ', ') FROM pragma_table_info('{table}_rowid')";
+        var names = (string)command.ExecuteScalar()!;
+        command.CommandText = $"""
+            INSERT INTO {table}_rowid ({names}) SELECT {names} FROM {table};
+            DROP TABLE {table};
+            ALTER TABLE {table}_rowid RENAME TO {table};
+            {indexes}
+            """;
+        command.ExecuteNonQuery();
     }
 }

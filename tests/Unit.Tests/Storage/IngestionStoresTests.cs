@@ -158,6 +158,96 @@ public sealed class IngestionStoresTests
     }
 
     [Fact]
+    public async Task A_version_2_database_keeps_its_chunk_log_and_chat_turns_in_rowid_tables()
+    {
+        // Versions 1 and 2 made both tables WITHOUT ROWID; their rows are large (text and a 1.5 KB vector; a chat turn).
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(_path)!);
+        var longText = string.Concat(Enumerable.Repeat("a chunk of text ", 150));
+        var vector = Enumerable.Range(0, 384).Select(i => i / 384f).ToArray();
+        var turn = new ChatTurn("what?", "this. [1]", [], DateTimeOffset.FromUnixTimeSeconds(1_700_000_000));
+        await using (var connection = new SqliteConnection($"Data Source={_path}"))
+        {
+            await connection.OpenAsync();
+            await using var command = connection.CreateCommand();
+            command.CommandText = """
+                CREATE TABLE schema_version (version INTEGER NOT NULL);
+                INSERT INTO schema_version VALUES (2);
+                CREATE TABLE chunk_log (
+                    shard TEXT NOT NULL, seq INTEGER NOT NULL, op INTEGER NOT NULL, doc_id TEXT NOT NULL,
+                    ordinal INTEGER NOT NULL, text TEXT, vector BLOB, start_offset INTEGER NOT NULL, end_offset INTEGER NOT NULL,
+                    section TEXT, page INTEGER, title TEXT, metadata TEXT,
+                    PRIMARY KEY (shard, seq)) WITHOUT ROWID;
+                CREATE INDEX chunk_log_doc ON chunk_log (shard, doc_id);
+                CREATE TABLE conversation_turns (
+                    tenant TEXT NOT NULL, user_id TEXT NOT NULL, conversation TEXT NOT NULL, seq INTEGER NOT NULL,
+                    collection TEXT NOT NULL, turn TEXT NOT NULL,
+                    PRIMARY KEY (tenant, user_id, conversation, seq)) WITHOUT ROWID;
+                INSERT INTO conversation_turns VALUES ('t', 'u', 'conv', 1, 'c', $turn);
+                """;
+            command.Parameters.AddWithValue("$turn", System.Text.Json.JsonSerializer.Serialize(turn, new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web)));
+            await command.ExecuteNonQueryAsync();
+            command.CommandText = "INSERT INTO chunk_log VALUES ($s, $seq, 1, $d, $seq, $text, $v, 0, 10, 'Intro', 3, 'Title', '{\"k\":\"v\"}')";
+            command.Parameters.Clear();
+            var (s, seq, d) = (command.Parameters.Add("$s", SqliteType.Text), command.Parameters.Add("$seq", SqliteType.Integer), command.Parameters.Add("$d", SqliteType.Text));
+            command.Parameters.AddWithValue("$text", longText);
+            command.Parameters.AddWithValue("$v", System.Runtime.InteropServices.MemoryMarshal.AsBytes(vector.AsSpan()).ToArray());
+            foreach (var (shard, n, doc) in new[] { ("t/c/0", 2L, "d1"), ("t/c/0", 1L, "d1"), ("t/c/0", 3L, "d2"), ("t/c/1", 1L, "d3") })
+            {
+                (s.Value, seq.Value, d.Value) = (shard, n, doc);
+                await command.ExecuteNonQueryAsync();
+            }
+        }
+
+        SqliteConnection.ClearAllPools();
+        var database = new SqliteDatabase(_path);
+        await using (var connection = await database.OpenAsync())
+        {
+            await using var command = connection.CreateCommand();
+            command.CommandText = "SELECT group_concat(sql, ';') FROM sqlite_master WHERE name IN ('chunk_log', 'conversation_turns', 'chunk_log_doc')";
+            var schema = (string)(await command.ExecuteScalarAsync())!;
+            Assert.DoesNotContain("WITHOUT ROWID", schema, StringComparison.OrdinalIgnoreCase);
+            Assert.Contains("chunk_log_doc", schema);
+            command.CommandText = "SELECT version FROM schema_version";
+            Assert.Equal(3L, await command.ExecuteScalarAsync());
+        }
+
+        var log = new SqliteChunkLog(database);
+        var rows = await ToListAsync(log.ReadAfterAsync("t/c/0", 0));
+        Assert.Equal(new long[] { 1, 2, 3 }, rows.Select(r => r.Seq).ToArray());
+        Assert.All(rows, r =>
+        {
+            Assert.Equal((longText, "Intro", 3, "Title", "{\"k\":\"v\"}"), (r.Text, r.Section, r.Page, r.Title, r.MetadataJson));
+            Assert.Equal(vector, r.Vector);
+        });
+        Assert.Single(await ToListAsync(log.ReadAfterAsync("t/c/1", 0)));
+
+        // The key still refuses a duplicate, and the document index still serves a replacement.
+        await Assert.ThrowsAsync<SqliteException>(() => log.AppendAsync("t/c/0", [rows[0]], null));
+        await log.AppendAsync("t/c/0", [rows[0] with { Seq = 4, Ordinal = 0 }], replacedDocumentId: "d1");
+        Assert.Equal(new long[] { 3, 4 }, (await ToListAsync(log.ReadAfterAsync("t/c/0", 0))).Select(r => r.Seq).ToArray());
+
+        var turns = new SqliteConversationStore(database);
+        Assert.Equal("this. [1]", Assert.Single(await turns.GetAsync("t", "u", "conv")).Answer);
+        await turns.AppendAsync("t", "u", "conv", "c", turn with { Answer = "again" });
+        Assert.Equal(["this. [1]", "again"], (await turns.GetAsync("t", "u", "conv")).Select(x => x.Answer));
+
+        // Opening again leaves the upgraded tables alone.
+        _ = new SqliteDatabase(_path);
+        Assert.Equal(2, (await ToListAsync(log.ReadAfterAsync("t/c/0", 0))).Count);
+    }
+
+    private static async Task<List<T>> ToListAsync<T>(IAsyncEnumerable<T> items)
+    {
+        var list = new List<T>();
+        await foreach (var item in items)
+        {
+            list.Add(item);
+        }
+
+        return list;
+    }
+
+    [Fact]
     public async Task Idempotency_keys_expire_are_purged_and_go_with_their_tenant()
     {
         var store = new SqliteIdempotencyStore(new SqliteDatabase(_path));
