@@ -23,6 +23,12 @@ public sealed class IngestionStoresTests
                 await using var command = connection.CreateCommand();
                 command.CommandText = "PRAGMA mmap_size;";
                 Assert.Equal(expected, Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture));
+
+                // The durability and deletion settings come back with a pooled connection too (they are set once per handle).
+                command.CommandText = "PRAGMA synchronous;";
+                Assert.Equal(2L, await command.ExecuteScalarAsync());
+                command.CommandText = "PRAGMA secure_delete;";
+                Assert.Equal(1L, await command.ExecuteScalarAsync());
             }
         }
 
