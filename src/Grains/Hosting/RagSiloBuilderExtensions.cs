@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Runtime.Hosting;
 using Orleans.Storage;
@@ -62,7 +63,7 @@ public static class RagSiloBuilderExtensions
         services.AddSingleton(sp =>
         {
             var options = sp.GetRequiredService<IOptions<RagOptions>>().Value;
-            return new SqliteDatabase(Path.Combine(options.ResolvedDataDir, "rag.db"), options.SqliteMmapBytes);
+            return new SqliteDatabase(Path.Combine(options.ResolvedDataDir, "rag.db"), options.SqliteMmapBytes, sp.GetService<ILogger<SqliteDatabase>>());
         });
         services.AddSqliteStorageProbe();
         services.AddSingleton<IDocumentStore, SqliteDocumentStore>();

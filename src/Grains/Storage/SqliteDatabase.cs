@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace RagOrleans.Grains.Storage;
 
@@ -58,7 +60,8 @@ public sealed class SqliteDatabase
     /// <summary>Opens (creating if needed) the database at <paramref name="path"/> and brings its schema up to date.</summary>
     /// <param name="path">The database file.</param>
     /// <param name="mmapBytes">How much of the file is read through a memory map; 0 reads with system calls only.</param>
-    public SqliteDatabase(string path, long mmapBytes = DefaultMmapBytes)
+    /// <param name="logger">Where a schema upgrade that rewrites a table says so (it can take a while on a large file).</param>
+    public SqliteDatabase(string path, long mmapBytes = DefaultMmapBytes, ILogger<SqliteDatabase>? logger = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(mmapBytes);
         _sessionPragmas = $"PRAGMA synchronous=FULL; PRAGMA secure_delete=ON; PRAGMA busy_timeout={BusyTimeoutMilliseconds}; PRAGMA mmap_size={mmapBytes.ToString(System.Globalization.CultureInfo.InvariantCulture)};";
@@ -71,7 +74,7 @@ public sealed class SqliteDatabase
             Pooling = true,
             DefaultTimeout = BusyTimeoutMilliseconds / 1000,
         }.ToString();
-        Initialize();
+        Initialize(logger ?? NullLogger<SqliteDatabase>.Instance);
     }
 
     /// <summary>The database file.</summary>
@@ -112,7 +115,7 @@ public sealed class SqliteDatabase
     private bool Unconfigured(SqliteConnection connection) =>
         !Configured.TryGetValue(connection.Handle!, out var applied) || applied != _sessionPragmas;
 
-    private void Initialize()
+    private void Initialize(ILogger logger)
     {
         using var connection = Open();
         using (var wal = connection.CreateCommand())
@@ -168,8 +171,8 @@ public sealed class SqliteDatabase
         command.ExecuteNonQuery();
 
         // Version 3: the chunk log and the conversation turns become rowid tables (versions 1 and 2 made them WITHOUT ROWID).
-        RebuildWithRowids(command, "chunk_log", ChunkLogColumns, "CREATE INDEX chunk_log_doc ON chunk_log (shard, doc_id);");
-        RebuildWithRowids(command, "conversation_turns", ConversationTurnColumns, indexes: "");
+        RebuildWithRowids(command, logger, "chunk_log", ChunkLogColumns, "CREATE INDEX chunk_log_doc ON chunk_log (shard, doc_id);");
+        RebuildWithRowids(command, logger, "conversation_turns", ConversationTurnColumns, indexes: "");
 
         command.CommandText = "DELETE FROM schema_version; INSERT INTO schema_version (version) VALUES ($v)";
         command.Parameters.AddWithValue("$v", SchemaVersion);
@@ -186,7 +189,7 @@ public sealed class SqliteDatabase
     /// keeps only the key in its primary-key index and reads a row's pages once, when the row itself is fetched.
     /// The table scan of the old table runs in key order, so the new rowids follow the key.
     /// </summary>
-    private static void RebuildWithRowids(SqliteCommand command, string table, string columns, string indexes)
+    private static void RebuildWithRowids(SqliteCommand command, ILogger logger, string table, string columns, string indexes)
     {
         command.CommandText = "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = $name";
         command.Parameters.Clear();
@@ -206,6 +209,9 @@ public sealed class SqliteDatabase
             ALTER TABLE {table}_rowid RENAME TO {table};
             {indexes}
             """;
+        logger.LogInformation("Rewriting table {Table} of {Path} as a rowid table (schema version 3); once, and it reads and writes the whole table", table, command.Connection!.DataSource);
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         command.ExecuteNonQuery();
+        logger.LogInformation("Table {Table} rewritten in {ElapsedMs:F0} ms", table, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
     }
 }
