@@ -6,7 +6,8 @@
 # percentiles: how long a user's query waits behind document work on the same model. MODEL=minilm-int8 (any catalog
 # model name) creates the collection with that embedding model. WORKERS: the service's embedding batcher workers
 # (default: nproc, the service's own default). WARMUP: files ingested untimed into a scratch collection first (default 96).
-# LIMIT_DB: the service's rag.db, to measure the embedding limit on the ingested chunks right after (see the end).
+# LIMIT_DB: the service's rag.db, to measure the embedding limit on the ingested chunks right after (see the end); LIMIT_RETIMES
+# (default 3): how many more times the limit grid's three best settings are timed after the pick (0: the grid alone).
 # JSON=FILE writes the summary as JSON.
 # Usage: bench/Ingest/run.sh <service url> <operator key> [docs dir] [concurrency]
 set -euo pipefail

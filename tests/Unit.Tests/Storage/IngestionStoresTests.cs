@@ -218,19 +218,19 @@ public sealed class IngestionStoresTests
         }
 
         var log = new SqliteChunkLog(database);
-        var rows = await ToListAsync(log.ReadAfterAsync("t/c/0", 0));
+        var rows = await SqliteStoresTests.ToListAsync(log.ReadAfterAsync("t/c/0", 0));
         Assert.Equal(new long[] { 1, 2, 3 }, rows.Select(r => r.Seq).ToArray());
         Assert.All(rows, r =>
         {
             Assert.Equal((longText, "Intro", 3, "Title", "{\"k\":\"v\"}"), (r.Text, r.Section, r.Page, r.Title, r.MetadataJson));
             Assert.Equal(vector, r.Vector);
         });
-        Assert.Single(await ToListAsync(log.ReadAfterAsync("t/c/1", 0)));
+        Assert.Single(await SqliteStoresTests.ToListAsync(log.ReadAfterAsync("t/c/1", 0)));
 
         // The key still refuses a duplicate, and the document index still serves a replacement.
         await Assert.ThrowsAsync<SqliteException>(() => log.AppendAsync("t/c/0", [rows[0]], null));
         await log.AppendAsync("t/c/0", [rows[0] with { Seq = 4, Ordinal = 0 }], replacedDocumentId: "d1");
-        Assert.Equal(new long[] { 3, 4 }, (await ToListAsync(log.ReadAfterAsync("t/c/0", 0))).Select(r => r.Seq).ToArray());
+        Assert.Equal(new long[] { 3, 4 }, (await SqliteStoresTests.ToListAsync(log.ReadAfterAsync("t/c/0", 0))).Select(r => r.Seq).ToArray());
 
         var turns = new SqliteConversationStore(database);
         Assert.Equal("this. [1]", Assert.Single(await turns.GetAsync("t", "u", "conv")).Answer);
@@ -239,18 +239,7 @@ public sealed class IngestionStoresTests
 
         // Opening again leaves the upgraded tables alone.
         _ = new SqliteDatabase(_path);
-        Assert.Equal(2, (await ToListAsync(log.ReadAfterAsync("t/c/0", 0))).Count);
-    }
-
-    private static async Task<List<T>> ToListAsync<T>(IAsyncEnumerable<T> items)
-    {
-        var list = new List<T>();
-        await foreach (var item in items)
-        {
-            list.Add(item);
-        }
-
-        return list;
+        Assert.Equal(2, (await SqliteStoresTests.ToListAsync(log.ReadAfterAsync("t/c/0", 0))).Count);
     }
 
     [Fact]

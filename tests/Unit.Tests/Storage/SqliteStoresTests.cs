@@ -89,7 +89,7 @@ public sealed class SqliteStoresTests
 
     private static ChunkLogEntry Delete(long seq, string doc) => new(seq, ChunkOp.DeleteDocument, doc, 0, null, null, 0, 0, null, null, null, null);
 
-    private static async Task<List<T>> ToListAsync<T>(IAsyncEnumerable<T> items)
+    internal static async Task<List<T>> ToListAsync<T>(IAsyncEnumerable<T> items)
     {
         var list = new List<T>();
         await foreach (var item in items)
