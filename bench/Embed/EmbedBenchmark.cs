@@ -211,7 +211,7 @@ internal static class EmbedBenchmark
             // That figure is the largest of many noisy timings (every setting, every round), so it overstates the setting
             // that won it (the winner's curse), and a setting can win by noise alone. --retime-best N times the grid's
             // three best settings again, N rounds interleaved, apart from the timings that picked them: the best median
-            // of those is a limit without that bias (RetimedSetting, Retimed).
+            // of those is a limit with little of that bias: a maximum of three medians (RetimedSetting, Retimed).
             var candidates = Enumerable.Range(0, grid.Length).OrderByDescending(g => direct[g].Max()).Take(retimeBest > 0 ? 3 : 0).ToArray();
             var retimes = candidates.Select(_ => new double[retimeBest]).ToArray();
             for (var i = 0; i < retimeBest; i++)

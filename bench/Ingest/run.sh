@@ -218,7 +218,7 @@ if limit_json:
           f"{limit:.1f} chunks/s; ingest = {chunks/el/limit:.2f}x of it (client clock {chunks/client/limit:.2f}x)")
     # The grid's best is the largest of a dozen noisy timings: it overstates its setting (the winner's curse), and a
     # setting can win by noise alone. bench/Embed times the grid's three best settings LIMIT_RETIMES more times each
-    # (default 3), interleaved, after the pick; the best of their medians is a limit without that bias.
+    # (default 3), interleaved, after the pick; the best of their medians is a limit with little of that bias.
     retimed=sorted(w.get("retimed") or [])
     if retimed:
         unbiased=retimed[len(retimed)//2] if len(retimed)%2 else (retimed[len(retimed)//2-1]+retimed[len(retimed)//2])/2
