@@ -85,14 +85,7 @@ public sealed class SqliteDatabase
     {
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-        if (Unconfigured(connection))
-        {
-            using var pragma = connection.CreateCommand();
-            pragma.CommandText = _sessionPragmas;
-            await pragma.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-            Configured.AddOrUpdate(connection.Handle!, _sessionPragmas);
-        }
-
+        Configure(connection);
         return connection;
     }
 
@@ -101,19 +94,23 @@ public sealed class SqliteDatabase
     {
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
-        if (Unconfigured(connection))
-        {
-            using var pragma = connection.CreateCommand();
-            pragma.CommandText = _sessionPragmas;
-            pragma.ExecuteNonQuery();
-            Configured.AddOrUpdate(connection.Handle!, _sessionPragmas);
-        }
-
+        Configure(connection);
         return connection;
     }
 
-    private bool Unconfigured(SqliteConnection connection) =>
-        !Configured.TryGetValue(connection.Handle!, out var applied) || applied != _sessionPragmas;
+    // Microsoft.Data.Sqlite runs statements synchronously whatever the API, so one synchronous path serves both opens.
+    private void Configure(SqliteConnection connection)
+    {
+        if (Configured.TryGetValue(connection.Handle!, out var applied) && applied == _sessionPragmas)
+        {
+            return;
+        }
+
+        using var pragma = connection.CreateCommand();
+        pragma.CommandText = _sessionPragmas;
+        pragma.ExecuteNonQuery();
+        Configured.AddOrUpdate(connection.Handle!, _sessionPragmas);
+    }
 
     private void Initialize(ILogger logger)
     {
@@ -128,6 +125,12 @@ public sealed class SqliteDatabase
         using var tx = connection.BeginTransaction();
         using var command = connection.CreateCommand();
         command.Transaction = tx;
+
+        // Version 3: the chunk log and the conversation turns become rowid tables (versions 1 and 2 made them WITHOUT
+        // ROWID). First, so that the statements below recreate what the rewrite dropped (the chunk log's document index).
+        RebuildWithRowids(command, logger, "chunk_log", ChunkLogColumns);
+        RebuildWithRowids(command, logger, "conversation_turns", ConversationTurnColumns);
+
         command.CommandText = $"""
             CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS grain_state (
@@ -170,10 +173,6 @@ public sealed class SqliteDatabase
             """;
         command.ExecuteNonQuery();
 
-        // Version 3: the chunk log and the conversation turns become rowid tables (versions 1 and 2 made them WITHOUT ROWID).
-        RebuildWithRowids(command, logger, "chunk_log", ChunkLogColumns, "CREATE INDEX chunk_log_doc ON chunk_log (shard, doc_id);");
-        RebuildWithRowids(command, logger, "conversation_turns", ConversationTurnColumns, indexes: "");
-
         command.CommandText = "DELETE FROM schema_version; INSERT INTO schema_version (version) VALUES ($v)";
         command.Parameters.AddWithValue("$v", SchemaVersion);
         command.ExecuteNonQuery();
@@ -189,7 +188,7 @@ public sealed class SqliteDatabase
     /// A rowid table keeps only the key in its primary-key index and reads a row's pages once, when the row is fetched.
     /// The table scan of the old table runs in key order, so the new rowids follow the key.
     /// </summary>
-    private static void RebuildWithRowids(SqliteCommand command, ILogger logger, string table, string columns, string indexes)
+    private static void RebuildWithRowids(SqliteCommand command, ILogger logger, string table, string columns)
     {
         command.CommandText = "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = $name";
         command.Parameters.Clear();
@@ -207,7 +206,6 @@ public sealed class SqliteDatabase
             INSERT INTO {table}_rowid ({names}) SELECT {names} FROM {table};
             DROP TABLE {table};
             ALTER TABLE {table}_rowid RENAME TO {table};
-            {indexes}
             """;
         logger.LogInformation("Rewriting table {Table} of {Path} as a rowid table (schema version 3); once, and it reads and writes the whole table", table, command.Connection!.DataSource);
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
