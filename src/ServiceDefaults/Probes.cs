@@ -89,7 +89,7 @@ public static class Probes
         {
             try
             {
-                var ready = await services.GetRequiredService<IGrainFactory>().GetGrain<IEmbedderGrain>(0).IsReady()
+                var ready = await services.GetRequiredService<IGrainFactory>().Reference<IEmbedderGrain>(0).IsReady()
                     .WaitAsync(CheckTimeout, cancellationToken);
                 if (!ready)
                 {

@@ -40,6 +40,29 @@ public sealed class ClusterTests : IAsyncLifetime
     public async Task DisposeAsync() => await _cluster.DisposeAsync();
 
     [Fact]
+    public async Task References_built_without_the_type_lookup_reach_the_same_grains_as_GetGrain()
+    {
+        // The first Reference call per interface goes through GetGrain and learns its types; later ones build the id.
+        foreach (var attempt in new[] { "learns", "builds" })
+        {
+            var viaOrleans = Grains.GetGrain<ITenantGrain>("refs-" + attempt);
+            var viaCache = Grains.Reference<ITenantGrain>("refs-" + attempt);
+            Assert.Equal(viaOrleans.GetGrainId(), viaCache.GetGrainId());
+            Assert.Equal(((GrainReference)viaOrleans).InterfaceType, ((GrainReference)viaCache).InterfaceType);
+            Assert.Equal(viaOrleans, viaCache);
+
+            await viaCache.Create("Refs " + attempt);
+            Assert.Equal("Refs " + attempt, (await viaOrleans.Get()).Name);
+        }
+
+        Assert.Equal(Grains.GetGrain<IEmbedderGrain>(0).GetGrainId(), Grains.Reference<IEmbedderGrain>(0).GetGrainId());
+        var vectors = await Grains.Reference<IEmbedderGrain>(0).Embed("all-minilm-l6-v2", ["a reference built from its grain id"], EmbeddingKind.Query);
+        Assert.Equal(384, vectors.Single().Length);
+
+        Assert.Throws<ArgumentException>(() => Grains.Reference<ITenantGrain>(" "));
+    }
+
+    [Fact]
     public async Task Multi_shard_search_equals_a_single_shard_reference()
     {
         var tenant = Grains.GetGrain<ITenantGrain>("multi");

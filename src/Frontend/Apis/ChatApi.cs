@@ -86,7 +86,7 @@ public static class ChatApi
             throw RagException.Invalid("limit must be between 1 and 100.");
         }
 
-        var page = await grains.GetGrain<IConversationListGrain>(Ids.Key(principal.Tenant, principal.User)).List(cursor, size);
+        var page = await grains.Reference<IConversationListGrain>(Ids.Key(principal.Tenant, principal.User)).List(cursor, size);
         return TypedResults.Ok(new ConversationListResponse(page.Conversations, page.NextCursor));
     }
 
@@ -94,7 +94,7 @@ public static class ChatApi
     {
         var principal = AuthenticationMiddleware.Principal(http)!;
         Ids.RequireName(id, "conversation id");
-        var turns = await grains.GetGrain<IConversationGrain>(Ids.Key(principal.Tenant, principal.User, id)).GetHistory();
+        var turns = await grains.Reference<IConversationGrain>(Ids.Key(principal.Tenant, principal.User, id)).GetHistory();
         if (turns.Count == 0)
         {
             // Another user's conversation is not "forbidden": for this caller it does not exist.
@@ -108,7 +108,7 @@ public static class ChatApi
     {
         var principal = AuthenticationMiddleware.Principal(http)!;
         Ids.RequireName(id, "conversation id");
-        if (!await grains.GetGrain<IConversationGrain>(Ids.Key(principal.Tenant, principal.User, id)).Delete())
+        if (!await grains.Reference<IConversationGrain>(Ids.Key(principal.Tenant, principal.User, id)).Delete())
         {
             throw RagException.NotFound($"Conversation '{id}' not found.");
         }

@@ -28,7 +28,7 @@ public static class CollectionsApi
     {
         var principal = AuthenticationMiddleware.Principal(http)!;
         Ids.RequireName(name, "collection name");
-        return grains.GetGrain<ICollectionGrain>(Ids.Key(principal.Tenant, name));
+        return grains.Reference<ICollectionGrain>(Ids.Key(principal.Tenant, name));
     }
 
     private static async Task<Created<CollectionResponse>> CreateCollection(
@@ -48,8 +48,8 @@ public static class CollectionsApi
     private static async Task<Ok<IReadOnlyList<CollectionResponse>>> ListCollections(HttpContext http, IGrainFactory grains)
     {
         var principal = AuthenticationMiddleware.Principal(http)!;
-        var names = await grains.GetGrain<ITenantGrain>(principal.Tenant).ListCollections();
-        var infos = await Task.WhenAll(names.Select(n => grains.GetGrain<ICollectionGrain>(Ids.Key(principal.Tenant, n)).Get()));
+        var names = await grains.Reference<ITenantGrain>(principal.Tenant).ListCollections();
+        var infos = await Task.WhenAll(names.Select(n => grains.Reference<ICollectionGrain>(Ids.Key(principal.Tenant, n)).Get()));
         return TypedResults.Ok<IReadOnlyList<CollectionResponse>>(infos.Select(CollectionResponse.From).ToList());
     }
 

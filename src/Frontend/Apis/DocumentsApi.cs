@@ -86,7 +86,7 @@ public static class DocumentsApi
         // Keys are per tenant and stored hashed; the fingerprint covers what the request asked for (not how the
         // multipart body happened to be framed), so an honest retry matches and a different request does not.
         var tenant = AuthenticationMiddleware.Principal(http)!.Tenant;
-        var keyGrain = grains.GetGrain<IIdempotencyGrain>(Ids.Key(tenant, RequestFingerprint.Of(idempotencyKey)));
+        var keyGrain = grains.Reference<IIdempotencyGrain>(Ids.Key(tenant, RequestFingerprint.Of(idempotencyKey)));
         var fingerprint = RequestFingerprint.Of(
             "POST documents", name, upload.Id, upload.Title, upload.SourceType, upload.FileName, upload.MetadataJson,
             upload.StagedSha256 ?? Convert.ToHexStringLower(SHA256.HashData(upload.Content)));

@@ -27,14 +27,14 @@ public static class KeysApi
 
         var userId = request.UserId ?? (role == Roles.Admin ? "admin" : null);
         Ids.RequireName(userId, "userId");
-        var created = await grains.GetGrain<ITenantGrain>(principal.Tenant).CreateKey(role, userId!);
+        var created = await grains.Reference<ITenantGrain>(principal.Tenant).CreateKey(role, userId!);
         return TypedResults.Created($"/v1/keys/{created.Info.Id}", KeyResponse.From(created.Info, created.Key));
     }
 
     private static async Task<Ok<IReadOnlyList<KeyResponse>>> ListKeys(HttpContext http, IGrainFactory grains)
     {
         var principal = AuthenticationMiddleware.Principal(http)!;
-        var keys = await grains.GetGrain<ITenantGrain>(principal.Tenant).ListKeys();
+        var keys = await grains.Reference<ITenantGrain>(principal.Tenant).ListKeys();
         return TypedResults.Ok<IReadOnlyList<KeyResponse>>(keys.Select(k => KeyResponse.From(k)).ToList());
     }
 
@@ -42,7 +42,7 @@ public static class KeysApi
     {
         var principal = AuthenticationMiddleware.Principal(http)!;
         Ids.RequireName(id, "key id");
-        await grains.GetGrain<ITenantGrain>(principal.Tenant).RevokeKey(id);
+        await grains.Reference<ITenantGrain>(principal.Tenant).RevokeKey(id);
         return TypedResults.NoContent();
     }
 }

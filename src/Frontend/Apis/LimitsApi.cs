@@ -26,15 +26,15 @@ public static class LimitsApi
 
     private static async Task<Ok<LimitsResponse>> GetTenantLimits(string id, IGrainFactory grains)
     {
-        await grains.GetGrain<ITenantGrain>(Ids.RequireTenantId(id)).Get();
-        return TypedResults.Ok(LimitsResponse.From(await grains.GetGrain<IQuotaGrain>(id).GetLimits()));
+        await grains.Reference<ITenantGrain>(Ids.RequireTenantId(id)).Get();
+        return TypedResults.Ok(LimitsResponse.From(await grains.Reference<IQuotaGrain>(id).GetLimits()));
     }
 
     private static async Task<Ok<LimitsResponse>> SetTenantLimits(string id, HttpContext http, IGrainFactory grains)
     {
-        await grains.GetGrain<ITenantGrain>(Ids.RequireTenantId(id)).Get();
+        await grains.Reference<ITenantGrain>(Ids.RequireTenantId(id)).Get();
         var update = await ReadUpdateAsync(http, allowPlan: true);
-        return TypedResults.Ok(LimitsResponse.From(await grains.GetGrain<IQuotaGrain>(id).SetLimits(update)));
+        return TypedResults.Ok(LimitsResponse.From(await grains.Reference<IQuotaGrain>(id).SetLimits(update)));
     }
 
     private static async Task<Ok<LimitsResponse>> GetOwnLimits(HttpContext http, IGrainFactory grains) =>
@@ -88,7 +88,7 @@ public static class LimitsApi
     }
 
     private static IQuotaGrain Quota(HttpContext http, IGrainFactory grains) =>
-        grains.GetGrain<IQuotaGrain>(AuthenticationMiddleware.Principal(http)!.Tenant);
+        grains.Reference<IQuotaGrain>(AuthenticationMiddleware.Principal(http)!.Tenant);
 
     /// <summary>
     /// Reads a partial update. A typed record cannot tell an absent field from an explicit null, and the API gives

@@ -84,8 +84,8 @@ public static class OpenAiApi
             throw RagException.Invalid("'encoding_format' must be 'float' or 'base64'.");
         }
 
-        var vectors = await grains.GetGrain<IEmbedderGrain>(0).Embed(model.Name, inputs, EmbeddingKind.Document);
-        var tokens = await grains.GetGrain<ITokenizerGrain>(0).Count(model.Name, inputs);
+        var vectors = await grains.Reference<IEmbedderGrain>(0).Embed(model.Name, inputs, EmbeddingKind.Document);
+        var tokens = await grains.Reference<ITokenizerGrain>(0).Count(model.Name, inputs);
         var data = new JsonArray();
         for (var i = 0; i < vectors.Length; i++)
         {

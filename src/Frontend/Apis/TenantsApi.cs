@@ -26,28 +26,28 @@ public static class TenantsApi
             throw RagException.Invalid("name must be at most 200 characters.");
         }
 
-        var created = await grains.GetGrain<ITenantGrain>(id).Create(name);
+        var created = await grains.Reference<ITenantGrain>(id).Create(name);
         var t = created.Tenant;
         return TypedResults.Created($"/v1/tenants/{id}", new TenantResponse(t.Id, t.Name, t.CreatedAt, created.AdminKey.Key, created.AdminKey.Info.Id));
     }
 
     private static async Task<Ok<IReadOnlyList<TenantResponse>>> ListTenants(IGrainFactory grains)
     {
-        var ids = await grains.GetGrain<ITenantDirectoryGrain>(ITenantDirectoryGrain.Key).List();
-        var tenants = await Task.WhenAll(ids.Select(id => grains.GetGrain<ITenantGrain>(id).Get()));
+        var ids = await grains.Reference<ITenantDirectoryGrain>(ITenantDirectoryGrain.Key).List();
+        var tenants = await Task.WhenAll(ids.Select(id => grains.Reference<ITenantGrain>(id).Get()));
         return TypedResults.Ok<IReadOnlyList<TenantResponse>>(tenants.Select(TenantResponse.From).ToList());
     }
 
     private static async Task<Ok<TenantResponse>> GetTenant(string id, IGrainFactory grains)
     {
         Ids.RequireTenantId(id);
-        return TypedResults.Ok(TenantResponse.From(await grains.GetGrain<ITenantGrain>(id).Get()));
+        return TypedResults.Ok(TenantResponse.From(await grains.Reference<ITenantGrain>(id).Get()));
     }
 
     private static async Task<NoContent> DeleteTenant(string id, IGrainFactory grains)
     {
         Ids.RequireTenantId(id);
-        await grains.GetGrain<ITenantGrain>(id).Delete();
+        await grains.Reference<ITenantGrain>(id).Delete();
         return TypedResults.NoContent();
     }
 }

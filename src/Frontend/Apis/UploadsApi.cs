@@ -211,7 +211,7 @@ public static class UploadsApi
     {
         Ids.RequireName(name, "collection name");
         Ids.RequireName(uploadId, "upload id");
-        return grains.GetGrain<IUploadGrain>(Ids.Key(Tenant(http), name, uploadId));
+        return grains.Reference<IUploadGrain>(Ids.Key(Tenant(http), name, uploadId));
     }
 }
 

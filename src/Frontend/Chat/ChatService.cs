@@ -54,14 +54,14 @@ public sealed class ChatService(
         ChatInvocation chat, Func<ChatStart, Task> onStart, Func<string, Task> onDelta, CancellationToken cancellationToken)
     {
         var settings = options.CurrentValue.For(chat.TenantId);
-        var quota = grains.GetGrain<IQuotaGrain>(chat.TenantId);
+        var quota = grains.Reference<IQuotaGrain>(chat.TenantId);
         await quota.CheckChat(chat.UserId);
 
-        var collection = grains.GetGrain<ICollectionGrain>(Ids.Key(chat.TenantId, chat.Collection));
+        var collection = grains.Reference<ICollectionGrain>(Ids.Key(chat.TenantId, chat.Collection));
         var collectionSettings = await collection.GetSettings();
         var conversation = chat.ConversationId is null
             ? null
-            : grains.GetGrain<IConversationGrain>(Ids.Key(chat.TenantId, chat.UserId, chat.ConversationId));
+            : grains.Reference<IConversationGrain>(Ids.Key(chat.TenantId, chat.UserId, chat.ConversationId));
         var storedHistory = conversation is null ? null : await conversation.GetHistory();
         var history = storedHistory is null ? chat.History ?? [] : storedHistory.Select(t => (t.Question, t.Answer)).ToList();
 
@@ -72,7 +72,7 @@ public sealed class ChatService(
         // The response cache: keyed by the stand-alone query, valid for one write version of the collection.
         var version = settings.CacheEnabled ? await collection.GetWriteVersion() : null;
         var cacheKey = CacheKey(settings, rewritten, chat.TopK);
-        var cache = grains.GetGrain<IChatCacheGrain>(Ids.Key(chat.TenantId, chat.Collection));
+        var cache = grains.Reference<IChatCacheGrain>(Ids.Key(chat.TenantId, chat.Collection));
         if (version is not null && await cache.Get(cacheKey, version) is { } hit)
         {
             await onStart(new ChatStart(chat.ConversationId, chat.Message, rewritten, hit.Citations));
@@ -217,7 +217,7 @@ public sealed class ChatService(
         var candidates = answerer.CandidateSentences(passages);
         var vectors = candidates.Count == 0
             ? []
-            : await grains.GetGrain<IEmbedderGrain>(0).Embed(model, [question, .. candidates], EmbeddingKind.Document);
+            : await grains.Reference<IEmbedderGrain>(0).Embed(model, [question, .. candidates], EmbeddingKind.Document);
         var extracted = answerer.Compose(question, passages, vectors);
         if (extracted.Sentences.Count == 0)
         {
@@ -233,14 +233,14 @@ public sealed class ChatService(
         }
 
         // The local model's own tokenizer: what the answerer read (question and passages) and what it wrote.
-        var counts = await grains.GetGrain<ITokenizerGrain>(0).Count(model, [question, .. passages.Select(p => p.Text), extracted.Answer]);
+        var counts = await grains.Reference<ITokenizerGrain>(0).Count(model, [question, .. passages.Select(p => p.Text), extracted.Answer]);
         var prompt = counts.Take(counts.Length - 1).Sum();
         return (extracted.Answer, Add(usageSoFar, new ChatUsage(prompt, counts[^1])));
     }
 
     private async Task<ChatUsage> EstimateAsync(string model, string prompt, string completion)
     {
-        var counts = await grains.GetGrain<ITokenizerGrain>(0).Count(model, [prompt, completion]);
+        var counts = await grains.Reference<ITokenizerGrain>(0).Count(model, [prompt, completion]);
         return new ChatUsage(counts[0], counts[1]);
     }
 

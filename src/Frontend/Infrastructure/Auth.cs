@@ -104,7 +104,7 @@ public sealed class AuthenticationMiddleware(RequestDelegate next, AuthFailureGu
                     return;
                 }
 
-                var tenant = grains.GetGrain<ITenantGrain>(tenantId);
+                var tenant = grains.Reference<ITenantGrain>(tenantId);
                 var found = await TransientRetry.ReadAsync(() => tenant.Authenticate(keyId, secret), context.RequestAborted);
                 if (found is not null)
                 {

@@ -47,13 +47,13 @@ public sealed class TenantExporter(
     /// </summary>
     public async Task<TenantExportPlan> PrepareAsync(string tenantId, CancellationToken cancellationToken)
     {
-        var tenant = await grains.GetGrain<ITenantGrain>(tenantId).ExportBackup();
-        var quota = await grains.GetGrain<IQuotaGrain>(tenantId).ExportBackup();
+        var tenant = await grains.Reference<ITenantGrain>(tenantId).ExportBackup();
+        var quota = await grains.Reference<IQuotaGrain>(tenantId).ExportBackup();
         var collections = new List<CollectionExportPlan>(tenant.Collections.Count);
         foreach (var name in tenant.Collections)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var collection = grains.GetGrain<ICollectionGrain>(Ids.Key(tenantId, name));
+            var collection = grains.Reference<ICollectionGrain>(Ids.Key(tenantId, name));
             var info = await collection.Get();
             await RequireSettledAsync(tenantId, name, cancellationToken);
             var watermarks = new long[info.Settings.ShardCount];
@@ -298,7 +298,7 @@ public sealed class TenantExporter(
     }
 
     private IIndexShardGrain Shard(string tenantId, string collection, int shard) =>
-        grains.GetGrain<IIndexShardGrain>(Ids.Key(tenantId, collection, shard.ToString(CultureInfo.InvariantCulture)));
+        grains.Reference<IIndexShardGrain>(Ids.Key(tenantId, collection, shard.ToString(CultureInfo.InvariantCulture)));
 
     private static Task FlushIfFullAsync(MemoryStream buffer, Stream stream, CancellationToken cancellationToken) =>
         buffer.Length >= FlushBytes ? FlushAsync(buffer, stream, cancellationToken) : Task.CompletedTask;

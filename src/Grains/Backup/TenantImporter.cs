@@ -347,7 +347,7 @@ public sealed class TenantImporter(
     {
         try
         {
-            await grains.GetGrain<ITenantGrain>(tenantId).Get();
+            await grains.Reference<ITenantGrain>(tenantId).Get();
         }
         catch (RagException ex) when (ex.Kind == RagErrorKind.NotFound)
         {
@@ -360,7 +360,7 @@ public sealed class TenantImporter(
     private async Task<TenantImportResult> RestoreAsync(ZipArchive zip, CheckedArchive archive, CancellationToken cancellationToken)
     {
         var tenantId = archive.Manifest.TenantId;
-        var tenant = grains.GetGrain<ITenantGrain>(tenantId);
+        var tenant = grains.Reference<ITenantGrain>(tenantId);
 
         // Conflict here (someone created the tenant since the check) leaves the existing tenant alone.
         await tenant.BeginRestore(archive.Tenant.Name, archive.Tenant.CreatedAt);
@@ -368,7 +368,7 @@ public sealed class TenantImporter(
         var conversationCount = 0;
         try
         {
-            await grains.GetGrain<IQuotaGrain>(tenantId).RestoreBackup(archive.Quota, archive.Holdings);
+            await grains.Reference<IQuotaGrain>(tenantId).RestoreBackup(archive.Quota, archive.Holdings);
             foreach (var collection in archive.Collections)
             {
                 chunks += await RestoreCollectionAsync(tenantId, collection, archive.Entries, cancellationToken);
@@ -390,7 +390,7 @@ public sealed class TenantImporter(
     private async Task<long> RestoreCollectionAsync(string tenantId, CheckedCollection collection, Dictionary<string, ZipArchiveEntry> entries, CancellationToken cancellationToken)
     {
         var name = collection.Record.Name;
-        await grains.GetGrain<ICollectionGrain>(Ids.Key(tenantId, name)).Restore(collection.Record.Settings, collection.Record.CreatedAt);
+        await grains.Reference<ICollectionGrain>(Ids.Key(tenantId, name)).Restore(collection.Record.Settings, collection.Record.CreatedAt);
         await ReadLinesAsync<DocumentInfo>(entries[TenantArchive.DocumentsEntry(name)], null, cancellationToken, async document =>
         {
             var blob = entries.GetValueOrDefault(TenantArchive.BlobEntry(name, document.Id));
@@ -474,7 +474,7 @@ public sealed class TenantImporter(
             {
                 try
                 {
-                    await grains.GetGrain<ICollectionGrain>(Ids.Key(tenantId, name)).Delete();
+                    await grains.Reference<ICollectionGrain>(Ids.Key(tenantId, name)).Delete();
                 }
                 catch (RagException ex) when (ex.Kind == RagErrorKind.NotFound)
                 {
@@ -492,12 +492,12 @@ public sealed class TenantImporter(
                 await BestEffort(() => snapshots.DeleteAsync(shardKey));
             }
 
-            await BestEffort(() => grains.GetGrain<ITenantGrain>(tenantId).RemoveCollection(name));
+            await BestEffort(() => grains.Reference<ITenantGrain>(tenantId).RemoveCollection(name));
         }
 
         await BestEffort(() => conversations.DeleteTenantAsync(tenantId));
-        await BestEffort(() => grains.GetGrain<ITenantGrain>(tenantId).Delete());
-        await BestEffort(() => grains.GetGrain<IQuotaGrain>(tenantId).Clear());
+        await BestEffort(() => grains.Reference<ITenantGrain>(tenantId).Delete());
+        await BestEffort(() => grains.Reference<IQuotaGrain>(tenantId).Clear());
 
         async Task BestEffort(Func<Task> step)
         {

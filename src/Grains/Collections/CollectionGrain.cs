@@ -142,7 +142,7 @@ public sealed class CollectionGrain(
         {
             try
             {
-                await GrainFactory.GetGrain<IUploadGrain>(Ids.Key(_tenantId, _name, uploadId)).Abort();
+                await GrainFactory.Reference<IUploadGrain>(Ids.Key(_tenantId, _name, uploadId)).Abort();
             }
             catch (RagException ex) when (ex.Kind == RagErrorKind.NotFound)
             {
@@ -385,7 +385,7 @@ public sealed class CollectionGrain(
             var embedStarted = System.Diagnostics.Stopwatch.GetTimestamp();
             using (RagActivity.Start("rag.search.embed"))
             {
-                vector = (await GrainFactory.GetGrain<IEmbedderGrain>(0).Embed(settings.Model, [query.Query], EmbeddingKind.Query))[0];
+                vector = (await GrainFactory.Reference<IEmbedderGrain>(0).Embed(settings.Model, [query.Query], EmbeddingKind.Query))[0];
             }
 
             metrics.SearchStage("embed", RagMetrics.Since(embedStarted));
@@ -547,9 +547,9 @@ public sealed class CollectionGrain(
 
     private static string NewDocumentId() => "doc-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
 
-    private ITenantGrain Tenant => GrainFactory.GetGrain<ITenantGrain>(_tenantId);
+    private ITenantGrain Tenant => GrainFactory.Reference<ITenantGrain>(_tenantId);
 
-    private IQuotaGrain Quota => GrainFactory.GetGrain<IQuotaGrain>(_tenantId);
+    private IQuotaGrain Quota => GrainFactory.Reference<IQuotaGrain>(_tenantId);
 
     /// <summary>What the collection's documents count against the tenant's quota, to give back on delete.</summary>
     private async Task<(long Documents, long Bytes, long Vectors)> HeldAsync()
@@ -576,9 +576,9 @@ public sealed class CollectionGrain(
     }
 
     private IIndexShardGrain Shard(int shard) =>
-        GrainFactory.GetGrain<IIndexShardGrain>(Ids.Key(_tenantId, _name, shard.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        GrainFactory.Reference<IIndexShardGrain>(Ids.Key(_tenantId, _name, shard.ToString(System.Globalization.CultureInfo.InvariantCulture)));
 
-    private IDocumentGrain Document(string id) => GrainFactory.GetGrain<IDocumentGrain>(Ids.Key(_tenantId, _name, id));
+    private IDocumentGrain Document(string id) => GrainFactory.Reference<IDocumentGrain>(Ids.Key(_tenantId, _name, id));
 
     private CollectionSettings RequireSettings() =>
         state.State is { Exists: true, Settings: { } settings }

@@ -404,7 +404,7 @@ public sealed class DocumentGrain(
         var results = await BatchFanOut.RunAsync(batchCount, silos, Math.Max(1, options.Value.EmbedBatchesInFlightPerSilo), async (silo, b) =>
         {
             var batch = missing.Skip(b * EmbedBatchSize).Take(EmbedBatchSize).ToList();
-            var batchVectors = await GrainFactory.GetGrain<ISiloEmbedderGrain>(silo)
+            var batchVectors = await GrainFactory.Reference<ISiloEmbedderGrain>(silo)
                 .Embed(model, batch.ConvertAll(i => chunks[i].EmbeddingText), EmbeddingKind.Document);
             embedded += batch.Count;
 
@@ -558,7 +558,7 @@ public sealed class DocumentGrain(
         }
     }
 
-    private IQuotaGrain Quota => GrainFactory.GetGrain<IQuotaGrain>(_tenantId);
+    private IQuotaGrain Quota => GrainFactory.Reference<IQuotaGrain>(_tenantId);
 
     private void Complete()
     {
@@ -566,8 +566,8 @@ public sealed class DocumentGrain(
         _completion = null;
     }
 
-    private ICollectionGrain Collection => GrainFactory.GetGrain<ICollectionGrain>(Ids.Key(_tenantId, _collection));
+    private ICollectionGrain Collection => GrainFactory.Reference<ICollectionGrain>(Ids.Key(_tenantId, _collection));
 
-    private IIndexShardGrain Shard(CollectionSettings settings) => GrainFactory.GetGrain<IIndexShardGrain>(
+    private IIndexShardGrain Shard(CollectionSettings settings) => GrainFactory.Reference<IIndexShardGrain>(
         Ids.Key(_tenantId, _collection, CollectionGrain.ShardOf(_documentId, settings.ShardCount).ToString(System.Globalization.CultureInfo.InvariantCulture)));
 }

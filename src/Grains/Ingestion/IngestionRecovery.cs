@@ -89,7 +89,7 @@ public sealed class IngestionRecovery(
             var unfinished = await documents.ListUnfinishedAsync(100_000, cancellationToken);
             foreach (var (tenant, collection, id) in unfinished)
             {
-                await grains.GetGrain<IDocumentGrain>(Ids.Key(tenant, collection, id)).Start();
+                await grains.Reference<IDocumentGrain>(Ids.Key(tenant, collection, id)).Start();
             }
 
             if (unfinished.Count > 0)

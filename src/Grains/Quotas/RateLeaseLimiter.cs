@@ -38,7 +38,7 @@ public sealed class RateLeaseLimiter
 
     /// <summary>A limiter leasing from each tenant's quota grain.</summary>
     public RateLeaseLimiter(IGrainFactory grains, TimeProvider clock)
-        : this((tenant, request) => grains.GetGrain<IQuotaGrain>(tenant).Lease(request), clock)
+        : this((tenant, request) => grains.Reference<IQuotaGrain>(tenant).Lease(request), clock)
     {
     }
 

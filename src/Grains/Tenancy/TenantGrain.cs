@@ -58,7 +58,7 @@ public sealed class TenantGrain(
         state.State = new TenantState { Exists = true, Name = name, CreatedAt = clock.GetUtcNow() };
         var key = NewKey(Roles.Admin, "admin");
         await state.WriteStateAsync();
-        await GrainFactory.GetGrain<ITenantDirectoryGrain>(ITenantDirectoryGrain.Key).Register(TenantId);
+        await GrainFactory.Reference<ITenantDirectoryGrain>(ITenantDirectoryGrain.Key).Register(TenantId);
         logger.LogInformation("Tenant {TenantId} created", TenantId);
         return new CreatedTenant(Info(), key);
     }
@@ -70,13 +70,13 @@ public sealed class TenantGrain(
         RequireExists();
         foreach (var collection in state.State.Collections.ToArray())
         {
-            await GrainFactory.GetGrain<ICollectionGrain>(Ids.Key(TenantId, collection)).Delete();
+            await GrainFactory.Reference<ICollectionGrain>(Ids.Key(TenantId, collection)).Delete();
         }
 
         await conversations.DeleteTenantAsync(TenantId);
-        await GrainFactory.GetGrain<IQuotaGrain>(TenantId).Clear();
+        await GrainFactory.Reference<IQuotaGrain>(TenantId).Clear();
         await idempotencyKeys.DeleteTenantAsync(TenantId);
-        await GrainFactory.GetGrain<ITenantDirectoryGrain>(ITenantDirectoryGrain.Key).Unregister(TenantId);
+        await GrainFactory.Reference<ITenantDirectoryGrain>(ITenantDirectoryGrain.Key).Unregister(TenantId);
         await state.ClearStateAsync();
         state.State = new TenantState();
         logger.LogInformation("Tenant {TenantId} deleted", TenantId);
@@ -192,7 +192,7 @@ public sealed class TenantGrain(
         }
 
         await state.WriteStateAsync();
-        await GrainFactory.GetGrain<ITenantDirectoryGrain>(ITenantDirectoryGrain.Key).Register(TenantId);
+        await GrainFactory.Reference<ITenantDirectoryGrain>(ITenantDirectoryGrain.Key).Register(TenantId);
         logger.LogInformation("Tenant {TenantId} restored with {Keys} keys and {Collections} collections", TenantId, keys.Count, state.State.Collections.Count);
     }
 
