@@ -3,7 +3,7 @@ namespace RagOrleans.Abstractions;
 /// <summary>
 /// Grain references without Orleans' per-call type lookup. <c>IGrainFactory.GetGrain&lt;T&gt;(key)</c> resolves the
 /// interface's <see cref="GrainInterfaceType"/> anew at every call (custom-attribute reflection, then formatting the
-/// type's name), and a search makes four references: 5.5 % of the service's CPU on a search whose query embedding is
+/// type's name), and a search makes four references: 5.8 % of the service's CPU on a search whose query embedding is
 /// cached (bench/README.md, session 18). These methods learn the interface type and the grain type from the first
 /// reference Orleans makes for an interface and build every later one from its grain id.
 /// </summary>
