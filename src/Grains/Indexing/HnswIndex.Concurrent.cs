@@ -67,9 +67,15 @@ public sealed partial class HnswIndex
         int next = first;
         if (_entryPoint < 0)
         {
-            _entryPoint = first;
-            _maxLevel = _levels[first];
-            next++;
+            // Deferred (see GraphDeferred): the graph starts once searches would walk it, with every stored item.
+            if (_live < _options.ExactSearchThreshold)
+            {
+                return first;
+            }
+
+            _entryPoint = 0;
+            _maxLevel = _levels[0];
+            next = 1;
         }
 
         if (maxDegreeOfParallelism == 1 || _count - next < 2)

@@ -75,9 +75,10 @@ public sealed partial class HnswIndex
     /// <summary>
     /// Small-tenant tier: below <see cref="HnswOptions.ExactSearchThreshold"/> live items a scan is faster than the
     /// walk and exact, so searches take it. Re-evaluated on every search, so an index crosses back and forth as it
-    /// grows and shrinks; the graph is maintained all along.
+    /// grows and shrinks. The graph is built when the index first reaches the threshold (see
+    /// <see cref="GraphDeferred"/>) and maintained from then on.
     /// </summary>
-    internal bool UsesExactSearch => _live < _options.ExactSearchThreshold;
+    internal bool UsesExactSearch => _live < _options.ExactSearchThreshold || _entryPoint < 0;
 
     /// <summary>Exact k nearest live neighbours by a full scan (ties broken by lower id), best first.</summary>
     /// <param name="query">Exactly <see cref="Dimensions"/> floats.</param>
@@ -196,6 +197,11 @@ public sealed partial class HnswIndex
     private unsafe int GraphSearch<TDist>(ReadOnlySpan<float> query, int k, int ef, Func<int, bool>? filter, Span<VectorHit> destination, bool allowExactFallback)
         where TDist : struct, IDistanceKernel
     {
+        if (_entryPoint < 0)
+        {
+            return ExactSearch(query, k, filter, destination);
+        }
+
         bool restricted = filter is not null || _live < _count;
         int budget = int.MaxValue;
         if (restricted && allowExactFallback)

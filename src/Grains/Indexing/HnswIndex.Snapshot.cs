@@ -12,11 +12,14 @@ public sealed partial class HnswIndex
     //   | upper links int[upperUsed] | [v2, int8 only: codes sbyte[count*dims] | scales float[count]
     //   | (L2 only) squared norms float[count]] | uint32 CRC-32C of the whole file before it
     // Version 2 added the int32 quantization field at the end of the header and the int8 section; version 1
-    // snapshots (no quantization) still load.
+    // snapshots (no quantization) still load. Version 3 is version 2's layout for an index whose graph is deferred
+    // (items, no entry point, every link list empty); an index with a graph is still written as version 2, so a
+    // build that predates deferral reads every snapshot except those, and refuses them by their version.
     // The header has its own checksum so a corrupted size can never trigger a huge allocation.
     private static ReadOnlySpan<byte> SnapshotMagic => "RGHNSW\r\n"u8;
 
     private const int SnapshotVersion = 2;
+    private const int DeferredGraphSnapshotVersion = 3;
 
     // 1M elements per chunk: keeps spans far below the 2 GB byte-span limit and the checksum cache-friendly.
     private const int ChunkElements = 1 << 20;
@@ -36,7 +39,7 @@ public sealed partial class HnswIndex
 
         var writer = new SnapshotWriter(stream);
         writer.Write(SnapshotMagic);
-        writer.WriteInt32(SnapshotVersion);
+        writer.WriteInt32(GraphDeferred ? DeferredGraphSnapshotVersion : SnapshotVersion);
         writer.WriteInt32(_dims);
         writer.WriteInt32((int)_metric);
         writer.WriteInt32(_options.M);
@@ -106,10 +109,12 @@ public sealed partial class HnswIndex
         }
 
         int version = reader.ReadInt32();
-        if (version is not (1 or SnapshotVersion))
+        if (version is not (1 or SnapshotVersion or DeferredGraphSnapshotVersion))
         {
-            throw new InvalidDataException($"Unsupported HNSW snapshot version {version}; this build reads version {SnapshotVersion}.");
+            throw new InvalidDataException($"Unsupported HNSW snapshot version {version}; this build reads versions 1 to {DeferredGraphSnapshotVersion}.");
         }
+
+        bool deferred = version == DeferredGraphSnapshotVersion;
 
         int dims = reader.ReadInt32();
         int metric = reader.ReadInt32();
@@ -142,7 +147,7 @@ public sealed partial class HnswIndex
             || options.M < 2 || options.M > HnswOptions.MaxM || options.EfConstruction < 1 || options.EfSearch < 1
             || options.ExactSearchThreshold < 0 || quantization is not (VectorQuantization.None or VectorQuantization.Int8) || count < 0 || live < 0 || live > count
             || entryPoint < -1 || entryPoint >= count || maxLevel < -1 || maxLevel > MaxLevelCap
-            || (count == 0) != (entryPoint == -1) || (entryPoint == -1) != (maxLevel == -1) || upperUsed < 0
+            || (deferred ? count == 0 || entryPoint != -1 : (count == 0) != (entryPoint == -1)) || (entryPoint == -1) != (maxLevel == -1) || upperUsed < 0
             || (long)count * dims > Array.MaxLength || (long)count * (1 + (2 * options.M)) > Array.MaxLength)
         {
             throw new InvalidDataException("HNSW snapshot header is inconsistent.");
@@ -185,6 +190,9 @@ public sealed partial class HnswIndex
         try
         {
             index.ValidateGraph();
+
+            // A deferred index saved under a higher threshold than it now has gets its graph now, not at its next add.
+            index.LinkDeferred();
         }
         catch
         {
@@ -206,7 +214,7 @@ public sealed partial class HnswIndex
         for (int id = 0; id < _count; id++)
         {
             int level = _levels[id];
-            if (level > _maxLevel || _deleted[id] > 1)
+            if (level > (GraphDeferred ? MaxLevelCap : _maxLevel) || _deleted[id] > 1)
             {
                 throw new InvalidDataException($"HNSW snapshot node {id} has an invalid level or tombstone.");
             }
@@ -226,14 +234,15 @@ public sealed partial class HnswIndex
                 _upperOffset[id] = -1;
             }
 
-            ValidateLinks(_links0.AsSpan(id * _stride0, _stride0), _maxM0, id);
+            // A deferred graph has no links at all.
+            ValidateLinks(_links0.AsSpan(id * _stride0, _stride0), GraphDeferred ? 0 : _maxM0, id);
             for (int l = 1; l <= level; l++)
             {
-                ValidateLinks(_upperLinks.AsSpan(_upperOffset[id] + ((l - 1) * _strideUpper), _strideUpper), _m, id);
+                ValidateLinks(_upperLinks.AsSpan(_upperOffset[id] + ((l - 1) * _strideUpper), _strideUpper), GraphDeferred ? 0 : _m, id);
             }
         }
 
-        if (upperOffset != _upperUsed || live != _live || (_count > 0 && _levels[_entryPoint] != _maxLevel))
+        if (upperOffset != _upperUsed || live != _live || (_entryPoint >= 0 && _levels[_entryPoint] != _maxLevel))
         {
             throw new InvalidDataException("HNSW snapshot counts, levels or entry point are inconsistent.");
         }

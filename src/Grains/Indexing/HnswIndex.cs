@@ -214,8 +214,7 @@ public sealed partial class HnswIndex : IDisposable
 
         if (_entryPoint < 0)
         {
-            _entryPoint = id;
-            _maxLevel = level;
+            LinkDeferred();
             return id;
         }
 
@@ -235,6 +234,33 @@ public sealed partial class HnswIndex : IDisposable
         }
 
         return id;
+    }
+
+    /// <summary>
+    /// True while the index holds items but no graph: below <see cref="HnswOptions.ExactSearchThreshold"/> live items
+    /// every search scans exactly, so linking each insert would be work no search uses (8.8 % of a small collection's
+    /// ingestion CPU besides the model, bench/README.md session 19).
+    /// </summary>
+    internal bool GraphDeferred => _entryPoint < 0 && _count > 0;
+
+    /// <summary>
+    /// Links every stored item into the graph, in id order, once the live count reaches the exact-search threshold
+    /// (at once when the threshold is 0). The levels were drawn when the items were added, and items are linked in the
+    /// order they came, so the graph is the one linking each insert would have built.
+    /// </summary>
+    private void LinkDeferred()
+    {
+        if (_entryPoint >= 0 || _count == 0 || _live < _options.ExactSearchThreshold)
+        {
+            return;
+        }
+
+        _entryPoint = 0;
+        _maxLevel = _levels[0];
+        for (int id = 1; id < _count; id++)
+        {
+            InsertSequential(id);
+        }
     }
 
     /// <summary>

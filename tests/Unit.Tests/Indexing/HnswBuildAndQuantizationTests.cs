@@ -196,6 +196,113 @@ public sealed class HnswBuildAndQuantizationTests
         Assert.Equal(HnswTestData.BruteForce(data, data[0], K, cosine: true, include: id => id >= 101), hits.Select(h => h.Id).ToArray());
     }
 
+    [Theory]
+    [InlineData(VectorMetric.Cosine, VectorQuantization.None)]
+    [InlineData(VectorMetric.L2, VectorQuantization.Int8)]
+    public void Below_the_exact_threshold_no_graph_is_built_and_reaching_it_builds_the_graph_linking_each_add_would_have(VectorMetric metric, VectorQuantization quantization)
+    {
+        var (data, queries) = HnswTestData.EmbeddingLikeMixture(600, 10, dims: 24, seed: 19);
+        using var linked = new HnswIndex(24, metric, new HnswOptions { Quantization = quantization });
+        using var deferred = new HnswIndex(24, metric, new HnswOptions { ExactSearchThreshold = 250, Quantization = quantization });
+        for (int id = 0; id < data.Length; id++)
+        {
+            linked.Add(data[id]);
+            deferred.Add(data[id]);
+            if (id == 248)
+            {
+                // 249 live items: searches are exact and nothing is linked yet, so the graph costs no insert work.
+                Assert.True(deferred.GraphDeferred);
+                Assert.All(Enumerable.Range(0, 249), i => Assert.Empty(deferred.GetNeighbors(i, 0)));
+                Assert.Equal(
+                    HnswTestData.BruteForce(data.AsSpan(0, 249).ToArray(), queries[0], K, metric == VectorMetric.Cosine),
+                    deferred.Search(queries[0], K).Select(h => h.Id).ToArray());
+            }
+        }
+
+        Assert.False(deferred.GraphDeferred);
+        Assert.False(deferred.UsesExactSearch);
+        Assert.Equal(linked.EntryPoint, deferred.EntryPoint);
+        Assert.Equal(linked.MaxLevel, deferred.MaxLevel);
+        for (int id = 0; id < data.Length; id++)
+        {
+            for (int level = 0; level <= linked.GetLevel(id); level++)
+            {
+                Assert.Equal(linked.GetNeighbors(id, level), deferred.GetNeighbors(id, level));
+            }
+        }
+
+        Assert.Equal(linked.Search(queries[1], K), deferred.Search(queries[1], K));
+    }
+
+    [Fact]
+    public void AddBatch_that_crosses_the_exact_threshold_links_the_items_added_before_it_too()
+    {
+        var (data, queries) = HnswTestData.EmbeddingLikeMixture(500, 10, dims: 16, seed: 23);
+        using var linked = new HnswIndex(16, VectorMetric.Cosine);
+        linked.AddBatch(Flatten(data));
+        using var deferred = new HnswIndex(16, VectorMetric.Cosine, new HnswOptions { ExactSearchThreshold = 300 });
+        deferred.AddBatch(Flatten(data.AsSpan(0, 200).ToArray()));
+        Assert.True(deferred.GraphDeferred);
+        deferred.AddBatch(Flatten(data.AsSpan(200).ToArray()));
+        Assert.False(deferred.GraphDeferred);
+        for (int id = 0; id < data.Length; id++)
+        {
+            Assert.Equal(linked.GetNeighbors(id, 0), deferred.GetNeighbors(id, 0));
+        }
+
+        Assert.Equal(linked.Search(queries[0], K), deferred.Search(queries[0], K));
+
+        // Several insert threads link the deferred items as well: a valid graph with every node in it.
+        using var parallel = new HnswIndex(16, VectorMetric.Cosine, new HnswOptions { ExactSearchThreshold = 300 });
+        parallel.AddBatch(Flatten(data.AsSpan(0, 200).ToArray()), maxDegreeOfParallelism: 2);
+        parallel.AddBatch(Flatten(data.AsSpan(200).ToArray()), maxDegreeOfParallelism: 2);
+        AssertGraphIsValid(parallel, 16);
+        Assert.True(Recall(parallel, data, queries, ef: 64) >= 0.95);
+    }
+
+    [Fact]
+    public void A_deferred_index_survives_a_snapshot_and_goes_on_to_build_the_same_graph()
+    {
+        var (data, queries) = HnswTestData.EmbeddingLikeMixture(400, 10, dims: 16, seed: 29);
+        var options = new HnswOptions { ExactSearchThreshold = 150 };
+        using var reference = new HnswIndex(16, VectorMetric.Cosine, options);
+        using var saved = new HnswIndex(16, VectorMetric.Cosine, options);
+        for (int id = 0; id < 120; id++)
+        {
+            reference.Add(data[id]);
+            saved.Add(data[id]);
+        }
+
+        reference.Delete(7);
+        saved.Delete(7);
+        using var stream = new MemoryStream();
+        saved.WriteTo(stream);
+
+        // Written as version 3, which builds from before deferral refuse by number instead of misreading.
+        Assert.Equal(3, BinaryPrimitives.ReadInt32LittleEndian(stream.ToArray().AsSpan(8, 4)));
+        stream.Position = 0;
+        using var loaded = HnswIndex.ReadFrom(stream);
+        Assert.True(loaded.GraphDeferred);
+        Assert.Equal(119, loaded.Count);
+        Assert.Equal(reference.Search(queries[0], K), loaded.Search(queries[0], K));
+        for (int id = 120; id < data.Length; id++)
+        {
+            reference.Add(data[id]);
+            loaded.Add(data[id]);
+        }
+
+        Assert.False(loaded.GraphDeferred);
+        for (int id = 0; id < data.Length; id++)
+        {
+            Assert.Equal(reference.GetNeighbors(id, 0), loaded.GetNeighbors(id, 0));
+        }
+
+        // With its graph it is written as version 2 again.
+        using var linkedStream = new MemoryStream();
+        loaded.WriteTo(linkedStream);
+        Assert.Equal(2, BinaryPrimitives.ReadInt32LittleEndian(linkedStream.ToArray().AsSpan(8, 4)));
+    }
+
     /// <summary>Rewrites a version-2 snapshot of a float index into the version-1 layout (no quantization field).</summary>
     private static byte[] ToVersionOne(byte[] v2)
     {
